@@ -1,0 +1,62 @@
+"""The ``carla4agt`` command line: a thin layer over the library functions.
+
+Every command raises :class:`~carla4agt_data.errors.UserError` for problems the user can
+fix; the group turns it into one ``Error: ...`` paragraph and exit code 1, or re-raises it
+with its traceback under ``--debug``.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from .. import __version__
+from ..errors import UserError
+
+
+class _Group(click.Group):
+    """A click group that shows user errors without a traceback unless ``--debug``."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except UserError as exc:
+            if ctx.params.get("debug"):
+                raise
+            raise click.ClickException(str(exc)) from None
+        except KeyboardInterrupt:
+            if ctx.params.get("debug"):
+                raise
+            click.echo("Interrupted.", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="carla4agt")
+@click.option("--debug", is_flag=True, envvar="CARLA4AGT_DEBUG",
+              help="Show full tracebacks for errors (also: CARLA4AGT_DEBUG=1).")
+def cli(debug: bool) -> None:
+    """Make and consume multi-appearance segmentation datasets (CARLA-4AGT style).
+
+    Every layout is rendered under several weather presets (noon, sunset, night, fog) that
+    share one pixel-perfect label map.
+    """
+
+
+def _register() -> None:
+    # Imported here so that each command lives in its own module.
+    from .layouts import layouts
+    from .weathers import weathers
+
+    cli.add_command(weathers)
+    cli.add_command(layouts)
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli(prog_name="carla4agt")

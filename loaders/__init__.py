@@ -1,0 +1,1 @@
+"""carla4agt loaders: torch datasets over carla4agt HDF5 files (see the loaders issue)."""
