@@ -1,0 +1,76 @@
+"""The backend protocol shared by the runner, and backend selection (``--backend``).
+
+A backend samples layouts and renders a layout under weather presets; the runner does the
+rest (which layouts, shards, resume, atomic writes, progress) the same way for every one.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator, Sequence
+from typing import Protocol
+
+from carla4agt_data.errors import UserError
+
+from .layout import Layout
+from .raw import Capture
+from .weather import WeatherPreset
+
+BACKEND_CHOICES = ("auto", "builtin", "carla")
+
+
+class Backend(Protocol):
+    """What the runner needs from a renderer."""
+
+    name: str  # "builtin" or "carla": recorded in every commit marker
+    tag_table: str  # CARLA tag numbering of the tag images: "0.9.14+" or "0.9.10-0.9.13"
+
+    def versions(self) -> dict[str, str]:
+        """Versions to record (renderer, server, client)."""
+
+    def sample_layout(self, seed: int, index: int, *, width: int, height: int,
+                      fov: float) -> Layout:
+        """Layout number ``index`` of the dataset with ``seed``."""
+
+    def render(self, layout: Layout, presets: Sequence[WeatherPreset]) -> Iterator[Capture]:
+        """Render ``layout`` once per preset, in order; all captures share one label map."""
+
+    def close(self) -> None:
+        """Release what the backend holds (contexts, connections, spawned actors)."""
+
+
+def server_answers(host: str, port: int, timeout: float = 1.0) -> bool:
+    """Whether something accepts TCP connections at host:port (a CARLA server's RPC port)."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def choose_backend(name: str, *, host: str = "localhost", port: int = 2000) -> tuple[str, str]:
+    """Resolve ``--backend`` to a concrete backend name, with a sentence saying why."""
+    if name not in BACKEND_CHOICES:
+        raise UserError(f"Unknown backend {name!r}. Valid values are "
+                        + ", ".join(BACKEND_CHOICES) + ".")
+    if name == "builtin":
+        return "builtin", "Using the built-in procedural renderer (not CARLA)."
+    answers = server_answers(host, port)
+    if name == "carla" or answers:
+        detail = (f"A CARLA server answers at {host}:{port}" if answers
+                  else f"No CARLA server answers at {host}:{port}")
+        raise UserError(
+            f"{detail}, but this version of carla4agt has no CARLA backend yet. "
+            "Use --backend builtin for the built-in procedural renderer."
+        )
+    return "builtin", (f"No CARLA server answers at {host}:{port}: using the built-in "
+                       "procedural renderer (not CARLA).")
+
+
+def open_backend(name: str) -> Backend:
+    """Create a concrete backend ("builtin")."""
+    if name == "builtin":
+        from .builtin.backend import BuiltinBackend
+
+        return BuiltinBackend()
+    raise UserError(f"The {name!r} backend is not available. Use --backend builtin.")
