@@ -67,10 +67,10 @@ def choose_backend(name: str, *, host: str = "localhost", port: int = 2000) -> t
                        "procedural renderer (not CARLA).")
 
 
-def open_backend(name: str) -> Backend:
+def open_backend(name: str, *, antialias: int = 1) -> Backend:
     """Create a concrete backend ("builtin")."""
     if name == "builtin":
         from .builtin.backend import BuiltinBackend
 
-        return BuiltinBackend()
+        return BuiltinBackend(antialias=antialias)
     raise UserError(f"The {name!r} backend is not available. Use --backend builtin.")

@@ -98,6 +98,7 @@ class _Job:
     fov: float
     indices: tuple[int, ...] = ()  # layouts to sample (generate)
     files: tuple[Path, ...] = ()  # layout files to replay (render)
+    antialias: int = 1
     encoder_threads: int = 2
 
 
@@ -118,7 +119,7 @@ def _render_one(backend: Backend, layout: Layout, job: _Job, pool: ThreadPoolExe
 
 
 def _run_job(job: _Job, report: Callable[[str], None]) -> None:
-    backend = open_backend(job.backend)
+    backend = open_backend(job.backend, antialias=job.antialias)
     scene_seconds = lambda: getattr(backend, "last_scene_seconds", 0.0)  # noqa: E731
     pending: list[Future] = []
     try:
@@ -196,7 +197,7 @@ def _settings(backend: str, presets: Sequence[WeatherPreset], seed: int | None,
 
 def generate(out: Path, *, layouts: int, presets: Sequence[WeatherPreset],
              backend: str = "builtin", seed: int = 0, size: tuple[int, int] = (1024, 512),
-             fov: float = 90.0, shard: Shard = Shard(), workers: int = 1,
+             fov: float = 90.0, shard: Shard = Shard(), workers: int = 1, antialias: int = 1,
              progress: bool = True) -> RunSummary:
     """Sample and render ``layouts`` layouts (this shard's share) under every preset.
 
@@ -215,7 +216,7 @@ def generate(out: Path, *, layouts: int, presets: Sequence[WeatherPreset],
     ids = {n: _layout_id(backend, seed, n) for n in numbers}
     remove_stale_temporaries(out, set(ids.values()))
     todo = [n for n in numbers if not is_complete(out / ids[n])]
-    jobs = [_Job(out, backend, tuple(presets), seed, size, fov, indices=part)
+    jobs = [_Job(out, backend, tuple(presets), seed, size, fov, indices=part, antialias=antialias)
             for part in _split(todo, workers)]
     _execute(jobs, len(numbers), len(numbers) - len(todo), progress)
     return RunSummary(out, backend, tuple(p.name for p in presets), len(numbers), len(todo),
@@ -239,7 +240,7 @@ def find_layout_files(source: Path) -> list[Path]:
 
 def render_layouts(sources: Sequence[Path], out: Path, *, presets: Sequence[WeatherPreset],
                    backend: str = "builtin", shard: Shard = Shard(), workers: int = 1,
-                   progress: bool = True) -> RunSummary:
+                   antialias: int = 1, progress: bool = True) -> RunSummary:
     """Replay saved layout files under every preset (resumable like :func:`generate`)."""
     start = time.perf_counter()
     files = [f for s in sources for f in find_layout_files(s)]
@@ -256,7 +257,7 @@ def render_layouts(sources: Sequence[Path], out: Path, *, presets: Sequence[Weat
     mine = [f for i, f in enumerate(files) if i % shard.count == shard.index]
     remove_stale_temporaries(out, {layouts[f].id for f in mine})
     todo = [f for f in mine if not is_complete(out / layouts[f].id)]
-    jobs = [_Job(out, backend, tuple(presets), 0, (0, 0), 0.0, files=part)
+    jobs = [_Job(out, backend, tuple(presets), 0, (0, 0), 0.0, files=part, antialias=antialias)
             for part in _split(todo, workers)]
     _execute(jobs, len(mine), len(mine) - len(todo), progress)
     return RunSummary(out, backend, tuple(p.name for p in presets), len(mine), len(todo),

@@ -12,6 +12,11 @@ from types import ModuleType
 
 import pytest
 
+try:  # Importing torchvision (triton) AFTER Mesa's llvmpipe is loaded crashes the process
+    import torchvision  # noqa: F401  (LLVM clash); imported first, both work together.
+except ImportError:
+    pass
+
 
 def _carla_required() -> bool:
     return any(os.environ.get(v, "").lower() not in ("", "0", "false")
@@ -28,3 +33,18 @@ def carla() -> ModuleType:
                         "Install it with pip install 'carla4agt[carla]'.")
         pytest.skip("carla wheel not installed (pip install 'carla4agt[carla]')")
     return carla_module
+
+
+SMALL = (256, 128)  # small renders keep the suite fast; the code paths are the same
+
+
+@pytest.fixture(scope="session")
+def small_raw(tmp_path_factory):
+    """Three builtin layouts x four appearances rendered into a raw folder (once)."""
+    from generator.runner import generate
+    from generator.weather import resolve_weathers
+
+    out = tmp_path_factory.mktemp("raw")
+    generate(out, layouts=3, presets=resolve_weathers("all"), size=SMALL, seed=7,
+             progress=False)
+    return out

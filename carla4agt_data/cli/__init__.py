@@ -29,7 +29,8 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             if ctx.params.get("debug"):
                 raise
-            click.echo("Interrupted.", err=True)
+            click.echo("Interrupted. Finished work is kept; run the same command again to "
+                       "resume.", err=True)
             sys.exit(130)
 
 
@@ -47,9 +48,12 @@ def cli(debug: bool) -> None:
 
 def _register() -> None:
     # Imported here so that each command lives in its own module.
+    from .generate import generate_cmd, render_cmd
     from .layouts import layouts
     from .weathers import weathers
 
+    cli.add_command(generate_cmd, "generate")
+    cli.add_command(render_cmd, "render")
     cli.add_command(weathers)
     cli.add_command(layouts)
 

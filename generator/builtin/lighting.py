@@ -69,7 +69,7 @@ def lighting_for(preset: WeatherPreset) -> Lighting:
     clouds = w.cloudiness / 100.0
     alt_deg = w.sun_altitude_angle
     day = _smooth(-6.0, 8.0, alt_deg)  # 0 at night, 1 in daylight
-    low = 1.0 - _smooth(5.0, 30.0, alt_deg)  # warm, low sun
+    low = 1.0 - _smooth(5.0, 40.0, alt_deg)  # warm, low sun
 
     sun_strength = 3.2 * min(max(np.sin(alt) * 1.6 + 0.15, 0.0), 1.0) if alt_deg > 0 else 0.0
     sun_color = _mix((1.0, 0.97, 0.9), (1.0, 0.5, 0.22), low) * sun_strength * (1 - 0.8 * clouds)
@@ -77,11 +77,12 @@ def lighting_for(preset: WeatherPreset) -> Lighting:
     blue = min(max(w.rayleigh_scattering_scale / 0.0331, 0.0), 2.0)
     zenith_day = _mix((0.45, 0.5, 0.55), (0.16, 0.33, 0.8), min(blue, 1.0))
     zenith = _mix(_mix(zenith_day, (0.18, 0.22, 0.45), low), (0.003, 0.005, 0.012), 1 - day)
-    horizon = _mix(_mix((0.62, 0.72, 0.88), (1.0, 0.55, 0.3), low), (0.008, 0.01, 0.018), 1 - day)
+    horizon = _mix(_mix((0.62, 0.72, 0.88), (1.0, 0.45, 0.2), low), (0.008, 0.01, 0.018), 1 - day)
     grey = np.full(3, 0.6 * day + 0.01 * (1 - day))
     zenith = _mix(zenith, grey * (0.9 + 0.2 * low), 0.85 * clouds)
     horizon = _mix(horizon, grey, 0.7 * clouds)
-    ground = np.array((0.22, 0.2, 0.17)) * (0.15 + 0.3 * sun_strength) * day + 0.002
+    ground = _mix((0.22, 0.2, 0.17), (0.3, 0.16, 0.08), low) * (0.15 + 0.3 * sun_strength) * day
+    ground = ground + 0.002
 
     mie = w.mie_scattering_scale
     fog_base = _mix(horizon, np.full(3, float(np.mean(horizon))), 0.5)
@@ -91,7 +92,7 @@ def lighting_for(preset: WeatherPreset) -> Lighting:
     # Auto exposure ("histogram") adapts only partly, like a camera: night stays dark.
     light_level = 0.3 * float(np.max(sun_color)) + float(np.mean(zenith + horizon)) * 0.5 + 0.02
     if preset.camera.exposure_mode == "histogram":
-        exposure = 0.8 / light_level ** 0.2
+        exposure = 0.8 / light_level ** 0.1
     else:
         exposure = 0.65
     exposure *= 2.0 ** preset.camera.exposure_compensation

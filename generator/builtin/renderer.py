@@ -172,6 +172,10 @@ class BuiltinRenderer:
 
     def load(self, scene: Scene, camera: CameraSpec) -> None:
         """Upload a scene's vertices; later renders use it from ``camera``."""
+        with self.ctx:  # several renderers may live in one process: make ours current
+            self._load(scene, camera)
+
+    def _load(self, scene: Scene, camera: CameraSpec) -> None:
         if (camera.width, camera.height) != self.size:
             raise ValueError(f"Camera size {camera.width}x{camera.height} differs from the "
                              f"renderer's {self.size[0]}x{self.size[1]}.")
@@ -201,6 +205,10 @@ class BuiltinRenderer:
 
         The label pass does not depend on the weather: one pass serves every appearance.
         """
+        with self.ctx:
+            return self._label_pass()
+
+    def _label_pass(self) -> np.ndarray:
         ctx = self.ctx
         self.label_fbo.use()
         self.label_fbo.depth_mask = True
@@ -219,7 +227,7 @@ class BuiltinRenderer:
     def _gbuffer_pass(self) -> None:
         ctx = self.ctx
         if self.antialias == 1 and not self._labels_current:
-            self.render_tags()  # its depth is this pass's depth
+            self._label_pass()  # its depth is this pass's depth
         self.gbuffer_fbo.use()
         ctx.enable(ctx.DEPTH_TEST)
         if self.antialias == 1:
@@ -260,6 +268,10 @@ class BuiltinRenderer:
 
     def render_rgb(self, preset: WeatherPreset) -> np.ndarray:
         """The lit image of the loaded scene under ``preset``: ``uint8 [H, W, 3]``."""
+        with self.ctx:
+            return self._lit_pass(preset)
+
+    def _lit_pass(self, preset: WeatherPreset) -> np.ndarray:
         if not self._gbuffer_current:
             self._gbuffer_pass()
         ctx = self.ctx

@@ -73,7 +73,7 @@ void main() {
             if (win) {
                 albedo = vec3(0.04, 0.05, 0.065) * (0.8 + 0.6 * hash12(cell));
                 spec = 0.6; shin = 80.0;
-                emit = vec3(1.0, 0.72, 0.42) * (0.4 + 0.8 * hash12(cell * 1.7 + 3.0));
+                emit = vec3(1.0, 0.72, 0.42) * (0.2 + 0.5 * hash12(cell * 1.7 + 3.0));
                 code = WINDOW * 2.0 + hash12(cell + v_seed * 53.0) * 0.999;
             } else {
                 albedo *= 0.8 + 0.25 * vnoise(uv * 1.3) + 0.1 * hash12(floor(uv * vec2(4.0, 8.0)));

@@ -1,0 +1,97 @@
+"""``carla4agt generate`` and ``carla4agt render``: make the raw dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from generator.backends import BACKEND_CHOICES, choose_backend
+from generator.runner import RunSummary, Shard, default_workers, generate, render_layouts
+
+from .params import ShardType, SizeType, WeathersType
+
+_BACKEND_NAMES = {"builtin": "the built-in procedural renderer (not CARLA)", "carla": "CARLA"}
+
+
+def _common(func):
+    """Options shared by generate and render."""
+    options = [
+        click.option("--weathers", type=WeathersType(), default="all", show_default=True,
+                     help="'all' (= noon,sunset,night,fog) or names and preset YAML paths "
+                          "separated by commas, e.g. noon,fog,./rain.yaml."),
+        click.option("--out", type=click.Path(file_okay=False, path_type=Path), default="raw",
+                     show_default=True, help="Output folder (raw format, one folder per layout)."),
+        click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="auto",
+                     show_default=True,
+                     help="auto: CARLA if a server answers at --host/--port, else builtin."),
+        click.option("--host", default="localhost", show_default=True, help="CARLA server host."),
+        click.option("--port", type=int, default=2000, show_default=True,
+                     help="CARLA server RPC port."),
+        click.option("--shard", type=ShardType(), default="0/1", show_default=True,
+                     help="Render only shard I of N (0-based): layouts whose number % N == I."),
+        click.option("--workers", type=click.IntRange(min=1), default=default_workers(),
+                     show_default=True, help="Render processes (each with its own GL context)."),
+        click.option("--antialias", type=click.IntRange(1, 4), default=1, show_default=True,
+                     help="Builtin: supersampling factor for RGB (labels are never smoothed)."),
+        click.option("--progress/--no-progress", default=True, help="Show a progress bar."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _report(summary: RunSummary) -> None:
+    names = ", ".join(summary.appearances)
+    rate = f" ({summary.layouts_per_second:.2f} layouts/s)" if summary.rendered else ""
+    click.echo(
+        f"Rendered {summary.rendered} layouts x {len(summary.appearances)} appearances ({names}) "
+        f"with {_BACKEND_NAMES[summary.backend]} into {summary.out} in {summary.seconds:.1f} s"
+        f"{rate}; {summary.skipped} were already complete. "
+        f"Shard total: {summary.total} layouts."
+    )
+
+
+@click.command(short_help="Sample layouts and render them under every weather.")
+@click.option("--layouts", "num_layouts", type=int, required=True,
+              help="Number of layouts in the whole dataset (all shards together).")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Dataset seed: layout i is the same for the same seed, on any machine.")
+@click.option("--size", type=SizeType(), default="1024x512", show_default=True,
+              help="Image size WIDTHxHEIGHT, 2:1.")
+@click.option("--fov", type=click.FloatRange(1, 179), default=90.0, show_default=True,
+              help="Horizontal field of view in degrees.")
+@_common
+def generate_cmd(num_layouts: int, seed: int, size: tuple[int, int], fov: float,
+                 weathers, out: Path, backend: str, host: str, port: int, shard: Shard,
+                 workers: int, antialias: int, progress: bool) -> None:
+    """Sample NUM layouts and render each under every weather preset into OUT.
+
+    Each layout becomes OUT/<layout_id>/ with layout.yaml, <weather>.png,
+    <weather>.tags.png (CARLA tag ids) and commit.json, written last. Re-running the same
+    command resumes: complete layouts are skipped, interrupted ones are redone.
+    """
+    if num_layouts < 1:
+        raise click.BadParameter(f"must be at least 1, got {num_layouts}.",
+                                 param_hint="'--layouts'")
+    chosen, reason = choose_backend(backend, host=host, port=port)
+    click.echo(reason, err=True)
+    summary = generate(out, layouts=num_layouts, presets=weathers, backend=chosen, seed=seed,
+                       size=size, fov=fov, shard=shard, workers=workers, antialias=antialias,
+                       progress=progress)
+    _report(summary)
+
+
+@click.command(short_help="Render saved layout files under every weather.")
+@click.option("--layouts", "sources", type=click.Path(exists=True, path_type=Path),
+              multiple=True, required=True,
+              help="Layout file, folder of layout files, or raw folder (repeatable).")
+@_common
+def render_cmd(sources: tuple[Path, ...], weathers, out: Path, backend: str, host: str,
+               port: int, shard: Shard, workers: int, antialias: int, progress: bool) -> None:
+    """Replay saved layouts under every weather preset into OUT (resumable)."""
+    chosen, reason = choose_backend(backend, host=host, port=port)
+    click.echo(reason, err=True)
+    summary = render_layouts(list(sources), out, presets=weathers, backend=chosen, shard=shard,
+                             workers=workers, antialias=antialias, progress=progress)
+    _report(summary)

@@ -1,0 +1,55 @@
+"""Click parameter types for values with structure (weathers, sizes, shards)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from ..errors import UserError
+
+
+class _Parsed(click.ParamType):
+    """A parameter parsed by a library function; its UserError becomes a usage error."""
+
+    name = "value"
+
+    def parse(self, value: str) -> Any:
+        raise NotImplementedError
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None):
+        if not isinstance(value, str):
+            return value
+        try:
+            return self.parse(value)
+        except UserError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class WeathersType(_Parsed):
+    """``all``, or preset names and YAML paths separated by commas."""
+
+    name = "WEATHERS"
+
+    def parse(self, value: str):
+        from generator.weather import resolve_weathers
+
+        return tuple(resolve_weathers(value))
+
+
+class SizeType(_Parsed):
+    name = "WxH"
+
+    def parse(self, value: str):
+        from generator.runner import parse_size
+
+        return parse_size(value)
+
+
+class ShardType(_Parsed):
+    name = "I/N"
+
+    def parse(self, value: str):
+        from generator.runner import parse_shard
+
+        return parse_shard(value)
