@@ -158,6 +158,7 @@ class BuiltinRenderer:
         self._camera: CameraSpec | None = None
         self._lights: tuple[Light, ...] = ()
         self._labels_current = self._gbuffer_current = False
+        self._shadow_key = b""
 
     def __enter__(self) -> BuiltinRenderer:
         return self
@@ -199,6 +200,7 @@ class BuiltinRenderer:
         self._cam_pos = (t.x, t.y, t.z)
         self._cloud_seed = (abs(hash((round(t.x, 3), round(t.y, 3)))) % 997) / 997.0
         self._labels_current = self._gbuffer_current = False
+        self._shadow_key = b""
 
     def render_tags(self) -> np.ndarray:
         """CARLA 0.9.14+ tag ids of the loaded scene, ``uint8 [H, W]``; sky where empty.
@@ -277,7 +279,9 @@ class BuiltinRenderer:
         ctx = self.ctx
         lighting = lighting_for(preset)
         light_vp = _light_view_proj(self._camera, np.array(lighting.sun_dir))
-        if lighting.shadows:
+        shadow_key = light_vp.tobytes()
+        if lighting.shadows and shadow_key != self._shadow_key:  # noon and fog share a sun
+            self._shadow_key = shadow_key
             self.shadow_fbo.use()
             self.shadow_fbo.clear(depth=1.0)
             ctx.enable(ctx.DEPTH_TEST)
