@@ -214,7 +214,8 @@ def decolorize(rgb: np.ndarray, num_classes: int = 16) -> np.ndarray:
     rgb = np.asarray(rgb)
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"Expected an RGB image of shape [H, W, 3], got {rgb.shape}.")
-    keys = (rgb[..., 0].astype(np.uint32) << 16) | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2]
+    rgb32 = rgb.astype(np.uint32)
+    keys = (rgb32[..., 0] << 16) | (rgb32[..., 1] << 8) | rgb32[..., 2]
     out = np.full(keys.shape, IGNORE, dtype=np.uint8)
     for c in classes(num_classes):
         r, g, b = c.color

@@ -11,9 +11,9 @@ from collections.abc import Iterator, Sequence
 from typing import Protocol
 
 from carla4agt_data.errors import UserError
+from carla4agt_data.raw import Capture
 
 from .layout import Layout
-from .raw import Capture
 from .weather import WeatherPreset
 
 BACKEND_CHOICES = ("auto", "builtin", "carla")

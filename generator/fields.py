@@ -82,7 +82,8 @@ class FieldReader:
         value = self._convert(key, value, kind)
         if choices is not None and value not in choices:
             allowed = ", ".join(repr(c) for c in choices)
-            raise self.error(key, f"has the unknown value {value!r}", f"Valid values are {allowed}.")
+            raise self.error(key, f"has the unknown value {value!r}",
+                             f"Valid values are {allowed}.")
         if lo is not None and value < lo or hi is not None and value > hi:
             bounds = f"between {lo} and {hi}" if lo is not None and hi is not None else (
                 f"at least {lo}" if lo is not None else f"at most {hi}")

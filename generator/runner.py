@@ -22,11 +22,16 @@ from typing import Any
 from tqdm import tqdm
 
 from carla4agt_data.errors import UserError
+from carla4agt_data.raw import (
+    LAYOUT_FILE,
+    check_run_settings,
+    is_complete,
+    remove_stale_temporaries,
+    write_layout_folder,
+)
 
 from .backends import Backend, open_backend
 from .layout import Layout, check_layout_id, load_layout
-from .raw import (LAYOUT_FILE, check_run_settings, is_complete, remove_stale_temporaries,
-                  write_layout_folder)
 from .weather import WeatherPreset
 
 MAX_SIDE = 8192
@@ -113,7 +118,8 @@ def _render_one(backend: Backend, layout: Layout, job: _Job, pool: ThreadPoolExe
     captures = list(backend.render(layout, job.presets))
     timings: dict[str, Any] = {"render_all": round(time.perf_counter() - t0, 4),
                                "scene": round(scene_seconds(), 4)}
-    return pool.submit(write_layout_folder, job.out, layout, captures, backend=backend.name,
+    return pool.submit(write_layout_folder, job.out, layout.id, layout.to_yaml(), captures,
+                       backend=backend.name,
                        versions=backend.versions(), tag_table=backend.tag_table,
                        timings=timings)
 

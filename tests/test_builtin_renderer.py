@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 from carla4agt_data.errors import UserError
+from carla4agt_data.raw import read_rgb, read_tags, rgb_name, tags_name
 from carla4agt_data.taxonomy import CLASSES_16, tag_lut
 from generator.builtin.city import sample_layout
 from generator.builtin.lighting import lighting_for
 from generator.builtin.renderer import BuiltinRenderer
 from generator.builtin.scene import build_scene
 from generator.layout import parse_layout
-from generator.raw import read_rgb, read_tags, rgb_name, tags_name
 from generator.weather import resolve_weathers
 
 from .conftest import SMALL
@@ -45,7 +45,7 @@ def test_rerender_from_layout_file_alone_is_byte_identical(small_raw, renderer):
     layout = parse_layout((folder / "layout.yaml").read_text())
     tags, rgbs = _render(renderer, layout)
     np.testing.assert_array_equal(tags, read_tags(folder / tags_name("noon")))
-    for preset, rgb in zip(PRESETS, rgbs):
+    for preset, rgb in zip(PRESETS, rgbs, strict=True):
         np.testing.assert_array_equal(rgb, read_rgb(folder / rgb_name(preset.name)))
 
 
@@ -91,8 +91,8 @@ def _luminance(rgb: np.ndarray) -> np.ndarray:
 def test_appearances_measurably_distinct(renderer):
     layout = sample_layout(2, 11, width=SMALL[0], height=SMALL[1])
     tags, (noon, sunset, night, fog) = _render(renderer, layout)
-    lum = {n: _luminance(im) for n, im in zip(("noon", "sunset", "night", "fog"),
-                                                (noon, sunset, night, fog))}
+    names = ("noon", "sunset", "night", "fog")
+    lum = {n: _luminance(im) for n, im in zip(names, (noon, sunset, night, fog), strict=True)}
     assert lum["night"].mean() < 0.6 * lum["noon"].mean()
     assert lum["sunset"].mean() < lum["noon"].mean()
     images = {"noon": noon, "sunset": sunset, "night": night, "fog": fog}
@@ -105,7 +105,8 @@ def test_appearances_measurably_distinct(renderer):
     # Fog lowers contrast, more with distance: compare the far middle of the image (the
     # end of the street) with the near bottom.
     h, w = tags.shape
-    far, near = (slice(h // 3, h // 2), slice(w // 3, 2 * w // 3)), (slice(3 * h // 4, h), slice(None))
+    far = (slice(h // 3, h // 2), slice(w // 3, 2 * w // 3))
+    near = (slice(3 * h // 4, h), slice(None))
     ratio_far = lum["fog"][far].std() / lum["noon"][far].std()
     ratio_near = lum["fog"][near].std() / lum["noon"][near].std()
     assert ratio_far < ratio_near and ratio_far < 0.6

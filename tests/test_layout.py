@@ -7,8 +7,15 @@ import yaml
 
 from carla4agt_data.errors import FileFormatError, UserError
 from generator.layout import (
-    ActorSpec, CameraSpec, Layout, TrafficLightSpec, Transform, check_layout_id, load_layout,
-    parse_layout, save_layout,
+    ActorSpec,
+    CameraSpec,
+    Layout,
+    TrafficLightSpec,
+    Transform,
+    check_layout_id,
+    load_layout,
+    parse_layout,
+    save_layout,
 )
 
 

@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from carla4agt_data.cli import cli
 from carla4agt_data.errors import UserError
-from generator.raw import MARKER, is_complete, read_tags
+from carla4agt_data.raw import MARKER, is_complete, read_tags
 from generator.runner import Shard, generate, parse_shard, parse_size, render_layouts
 from generator.weather import resolve_weathers
 

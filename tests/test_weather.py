@@ -8,7 +8,12 @@ import yaml
 
 from carla4agt_data.errors import FileFormatError, UserError
 from generator.weather import (
-    APPEARANCES, VEHICLE_LIGHT_FLAGS, WeatherParams, load_preset, presets_dir, resolve_weathers,
+    APPEARANCES,
+    VEHICLE_LIGHT_FLAGS,
+    WeatherParams,
+    load_preset,
+    presets_dir,
+    resolve_weathers,
 )
 
 

@@ -50,12 +50,14 @@ def _register() -> None:
     # Imported here so that each command lives in its own module.
     from .generate import generate_cmd, render_cmd
     from .layouts import layouts
+    from .preview import preview
     from .weathers import weathers
 
     cli.add_command(generate_cmd, "generate")
     cli.add_command(render_cmd, "render")
     cli.add_command(weathers)
     cli.add_command(layouts)
+    cli.add_command(preview)
 
 
 _register()

@@ -9,9 +9,9 @@ from collections.abc import Iterator, Sequence
 import moderngl
 
 from carla4agt_data.errors import UserError
+from carla4agt_data.raw import Capture
 
 from ..layout import Layout
-from ..raw import Capture
 from ..weather import WeatherPreset
 from .city import CITY_VERSION, sample_layout
 from .renderer import BuiltinRenderer

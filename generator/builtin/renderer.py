@@ -13,9 +13,8 @@ from __future__ import annotations
 
 from importlib import resources
 
-import numpy as np
-
 import moderngl
+import numpy as np
 
 from carla4agt_data.errors import UserError
 

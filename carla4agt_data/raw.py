@@ -24,11 +24,9 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from carla4agt_data import __version__
-from carla4agt_data.errors import UserError
-from carla4agt_data.fileio import dump_yaml, parse_yaml, write_atomic
-
-from .layout import Layout
+from . import __version__
+from .errors import UserError
+from .fileio import dump_yaml, parse_yaml, write_atomic
 
 RAW_FORMAT = 1
 MARKER = "commit.json"
@@ -81,6 +79,14 @@ def is_complete(folder: Path) -> bool:
     return (folder / MARKER).is_file()
 
 
+def complete_layouts(raw: Path) -> list[Path]:
+    """Complete layout folders of a raw folder, sorted by name."""
+    if not raw.is_dir():
+        raise UserError(f"{raw}: no such folder. Pass the --out folder of carla4agt generate.")
+    return sorted(p for p in raw.iterdir()
+                  if p.is_dir() and not p.name.startswith(".") and is_complete(p))
+
+
 def read_marker(folder: Path) -> dict[str, Any]:
     path = folder / MARKER
     try:
@@ -90,17 +96,20 @@ def read_marker(folder: Path) -> dict[str, Any]:
                         f"{folder} and re-run to render it again.") from None
 
 
-def write_layout_folder(out: Path, layout: Layout, captures: list[Capture], *, backend: str,
-                        versions: dict[str, str], tag_table: str,
+def write_layout_folder(out: Path, layout_id: str, layout_yaml: str, captures: list[Capture], *,
+                        backend: str, versions: dict[str, str], tag_table: str,
                         timings: dict[str, Any]) -> Path:
-    """Encode and write one complete layout folder atomically; returns its path."""
-    final = out / layout.id
-    tmp = out / f".{layout.id}.tmp-{os.getpid()}"
+    """Encode and write one complete layout folder atomically; returns its path.
+
+    ``layout_id`` must already be checked as a safe folder name.
+    """
+    final = out / layout_id
+    tmp = out / f".{layout_id}.tmp-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
     try:
-        files: dict[str, bytes] = {LAYOUT_FILE: layout.to_yaml().encode()}
+        files: dict[str, bytes] = {LAYOUT_FILE: layout_yaml.encode()}
         for cap in captures:
             files[rgb_name(cap.appearance)] = encode_png(cap.rgb)
             files[tags_name(cap.appearance)] = encode_png(cap.tags)
@@ -109,7 +118,7 @@ def write_layout_folder(out: Path, layout: Layout, captures: list[Capture], *, b
         h, w = captures[0].tags.shape
         marker = {
             "raw_format": RAW_FORMAT,
-            "layout_id": layout.id,
+            "layout_id": layout_id,
             "backend": backend,
             "is_carla": backend == "carla",
             "tag_table": tag_table,
