@@ -101,6 +101,13 @@ class FieldReader:
             return value
         raise self.error(key, f"should be {_TYPE_NAMES[kind]}, got {_describe(value)}")
 
+    def check_version(self, expected: int, what: str, remedy: str) -> None:
+        """Refuse a file whose ``version`` field is not ``expected``."""
+        version = self.get("version", int)
+        if version != expected:
+            raise self.error("version", f"is {version}, but this carla4agt reads {what} "
+                             f"version {expected}", f"Upgrade carla4agt, or {remedy}.")
+
     def sub(self, key: str, default: Any = _MISSING) -> FieldReader:
         """The nested mapping ``key`` as its own reader."""
         return FieldReader(self.raw(key, default), self.file, self.path(key) or "")

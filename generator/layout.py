@@ -210,11 +210,7 @@ def _read_traffic_light(r: FieldReader) -> TrafficLightSpec:
 def layout_from_dict(data: Any, source: str | Path) -> Layout:
     """Validate parsed layout data; errors name ``source`` and the field."""
     top = FieldReader(data, source)
-    version = top.get("version", int)
-    if version != LAYOUT_VERSION:
-        raise top.error(
-            "version", f"is {version}, but this carla4agt reads layouts of schema version "
-            f"{LAYOUT_VERSION}", "Upgrade carla4agt, or re-sample the layout.")
+    top.check_version(LAYOUT_VERSION, "layouts of schema", "re-sample the layout")
     layout_id = top.get("id", str)
     try:
         check_layout_id(layout_id)

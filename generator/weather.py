@@ -186,11 +186,7 @@ def builtin_preset_names() -> list[str]:
 def parse_preset(data: Any, source: str | Path, default_name: str) -> WeatherPreset:
     """Validate parsed preset data; errors name ``source`` and the field."""
     top = FieldReader(data, source)
-    version = top.get("version", int)
-    if version != PRESET_VERSION:
-        raise top.error(
-            "version", f"is {version}, but this carla4agt reads weather presets of version "
-            f"{PRESET_VERSION}", "Upgrade carla4agt, or rewrite the preset in version 1.")
+    top.check_version(PRESET_VERSION, "weather presets of", "rewrite the preset in that version")
     name = top.get("name", str, default_name)
     if not _NAME.match(name):
         raise top.error("name", f"is {name!r}, which cannot name an appearance",

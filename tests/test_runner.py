@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from carla4agt_data.cli import cli
 from carla4agt_data.errors import UserError
-from carla4agt_data.raw import MARKER, is_complete, read_tags
+from carla4agt_data.raw import MARKER, complete_layouts, is_complete, read_tags
 from generator.runner import Shard, generate, parse_shard, parse_size, render_layouts
 from generator.weather import resolve_weathers
 
@@ -28,9 +28,9 @@ SIZE_ARG = f"{SMALL[0]}x{SMALL[1]}"
 
 
 def _complete(out: Path) -> dict[str, float]:
-    """Complete layout folders -> modification time of their marker."""
-    return {p.name: (p / MARKER).stat().st_mtime_ns for p in out.iterdir()
-            if p.is_dir() and is_complete(p)}
+    """Complete layout folders -> modification time of their marker (hidden temporaries,
+    which may hold a marker just before their rename, do not count)."""
+    return {p.name: (p / MARKER).stat().st_mtime_ns for p in complete_layouts(out)}
 
 
 def test_raw_folder_contents_and_marker(small_raw):
