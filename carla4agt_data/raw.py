@@ -16,6 +16,7 @@ import json
 import os
 import re
 import shutil
+import time
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,6 +109,7 @@ def write_layout_folder(out: Path, layout_id: str, layout_yaml: str, captures: l
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
+    start = time.perf_counter()
     try:
         files: dict[str, bytes] = {LAYOUT_FILE: layout_yaml.encode()}
         for cap in captures:
@@ -129,7 +131,7 @@ def write_layout_folder(out: Path, layout_id: str, layout_yaml: str, captures: l
                       for n, d in files.items()},
             "render_seconds": {c.appearance: round(c.seconds, 4) for c in captures},
             "capture_info": {c.appearance: c.info for c in captures if c.info},
-            "timings": timings,
+            "timings": {**timings, "encode_write": round(time.perf_counter() - start, 4)},
         }
         (tmp / MARKER).write_text(json.dumps(marker, indent=1))  # last: the commit
         if final.exists():  # an incomplete folder under the real name (no marker)

@@ -271,5 +271,6 @@ def render_layouts(sources: Sequence[Path], out: Path, *, presets: Sequence[Weat
 
 
 def default_workers() -> int:
-    """One render process per two cores: llvmpipe already uses every core it can."""
-    return max(1, (os.cpu_count() or 1) // 2)
+    """Two render processes, more on big machines (llvmpipe already uses every core, but
+    the Python parts of a worker hold its GIL while it renders)."""
+    return max(2, min(8, (os.cpu_count() or 1) // 4))

@@ -65,6 +65,7 @@ class BuiltinBackend:
         renderer = self._renderer_for(layout.camera.width, layout.camera.height)
         renderer.load(build_scene(layout), layout.camera)
         tags = renderer.render_tags()  # the weather never changes the label pass
+        renderer.prepare_surfaces()
         self.last_scene_seconds = time.perf_counter() - start
         for preset in presets:
             t0 = time.perf_counter()

@@ -31,7 +31,7 @@ flat in int v_tag;
 flat in float v_seed;
 layout(location = 0) out vec4 g_albedo;   // rgb, specular strength
 layout(location = 1) out vec4 g_normal;   // xyz, shininess (0 = sky)
-layout(location = 2) out vec4 g_emit;     // rgb if switched on, switch code (class * 2 + hash)
+layout(location = 2) out vec4 g_emit;     // rgb if on; switch code: class * 2 + hash (16-bit)
 layout(location = 3) out vec4 g_pos;      // world xyz, wet-able share + 2 * glass
 
 // switch classes: which preset light switch turns an emissive surface on

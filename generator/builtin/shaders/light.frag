@@ -2,7 +2,7 @@
 // Lighting pass, once per appearance, over the G-buffer: sun with shadow map, sky and
 // ground ambient, street lamps and headlights, reflections, emission, fog, sky, exposure.
 //#include common.glsl
-#define MAX_LIGHTS 12
+#define MAX_LIGHTS 8
 uniform sampler2D g_albedo;
 uniform sampler2D g_normal;
 uniform sampler2D g_emit;
