@@ -85,6 +85,7 @@ class RunSummary:
     rendered: int  # rendered by this run
     skipped: int  # already complete
     seconds: float
+    layout_ids: tuple[str, ...] = ()  # every layout of this shard, in order
 
     @property
     def layouts_per_second(self) -> float:
@@ -226,7 +227,8 @@ def generate(out: Path, *, layouts: int, presets: Sequence[WeatherPreset],
             for part in _split(todo, workers)]
     _execute(jobs, len(numbers), len(numbers) - len(todo), progress)
     return RunSummary(out, backend, tuple(p.name for p in presets), len(numbers), len(todo),
-                      len(numbers) - len(todo), time.perf_counter() - start)
+                      len(numbers) - len(todo), time.perf_counter() - start,
+                      tuple(ids[n] for n in numbers))
 
 
 def find_layout_files(source: Path) -> list[Path]:
@@ -267,7 +269,8 @@ def render_layouts(sources: Sequence[Path], out: Path, *, presets: Sequence[Weat
             for part in _split(todo, workers)]
     _execute(jobs, len(mine), len(mine) - len(todo), progress)
     return RunSummary(out, backend, tuple(p.name for p in presets), len(mine), len(todo),
-                      len(mine) - len(todo), time.perf_counter() - start)
+                      len(mine) - len(todo), time.perf_counter() - start,
+                      tuple(layouts[f].id for f in mine))
 
 
 def default_workers() -> int:

@@ -48,13 +48,19 @@ def cli(debug: bool) -> None:
 
 def _register() -> None:
     # Imported here so that each command lives in its own module.
+    from .export import export_cmd
     from .generate import generate_cmd, render_cmd
     from .layouts import layouts
+    from .merge import merge_cmd
+    from .pack import pack_cmd
     from .preview import preview
     from .weathers import weathers
 
     cli.add_command(generate_cmd, "generate")
     cli.add_command(render_cmd, "render")
+    cli.add_command(pack_cmd, "pack")
+    cli.add_command(merge_cmd, "merge")
+    cli.add_command(export_cmd, "export")
     cli.add_command(weathers)
     cli.add_command(layouts)
     cli.add_command(preview)

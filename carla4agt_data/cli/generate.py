@@ -9,6 +9,9 @@ import click
 from generator.backends import BACKEND_CHOICES, choose_backend
 from generator.runner import RunSummary, Shard, default_workers, generate, render_layouts
 
+from ..pack import pack
+from ..schema import parse_split_ratios
+from .pack import pack_options, report_pack
 from .params import ShardType, SizeType, WeathersType
 
 _BACKEND_NAMES = {"builtin": "the built-in procedural renderer (not CARLA)", "carla": "CARLA"}
@@ -62,15 +65,24 @@ def _report(summary: RunSummary) -> None:
 @click.option("--fov", type=click.FloatRange(1, 179), default=90.0, show_default=True,
               help="Horizontal field of view in degrees.")
 @_common
+@click.option("--pack/--no-pack", "do_pack", default=True, show_default=True,
+              help="Pack this run's layouts into an HDF5 dataset at the end.")
+@click.option("--dataset", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to pack [default: dataset.h5, or dataset.shardI-of-N.h5 for a shard].")
+@pack_options
 def generate_cmd(num_layouts: int, seed: int, size: tuple[int, int], fov: float,
                  weathers, out: Path, backend: str, host: str, port: int, shard: Shard,
-                 workers: int, antialias: int, progress: bool) -> None:
+                 workers: int, antialias: int, progress: bool, do_pack: bool,
+                 dataset: Path | None, num_classes: str, compression: str, split_ratios: str,
+                 pack_workers: int) -> None:
     """Sample NUM layouts and render each under every weather preset into OUT.
 
     Each layout becomes OUT/<layout_id>/ with layout.yaml, <weather>.png,
     <weather>.tags.png (CARLA tag ids) and commit.json, written last. Re-running the same
-    command resumes: complete layouts are skipped, interrupted ones are redone.
+    command resumes: complete layouts are skipped, interrupted ones are redone. At the end
+    the layouts are packed into an HDF5 dataset (--no-pack to skip).
     """
+    ratios = parse_split_ratios(split_ratios)
     if num_layouts < 1:
         raise click.BadParameter(f"must be at least 1, got {num_layouts}.",
                                  param_hint="'--layouts'")
@@ -80,6 +92,13 @@ def generate_cmd(num_layouts: int, seed: int, size: tuple[int, int], fov: float,
                        size=size, fov=fov, shard=shard, workers=workers, antialias=antialias,
                        progress=progress)
     _report(summary)
+    if do_pack:
+        if dataset is None:
+            dataset = Path("dataset.h5" if shard.count == 1
+                           else f"dataset.shard{shard.index}-of-{shard.count}.h5")
+        report_pack(pack(out, dataset, num_classes=int(num_classes), compression=compression,
+                         split_ratios=ratios, workers=pack_workers,
+                         layout_ids=summary.layout_ids, progress=progress))
 
 
 @click.command(short_help="Render saved layout files under every weather.")

@@ -1,0 +1,24 @@
+"""``carla4agt merge``: shards -> one dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from ..merge import merge
+
+
+@click.command("merge", short_help="Merge HDF5 shards into one dataset.")
+@click.argument("inputs", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), required=True,
+              help="HDF5 file to write.")
+@click.option("--virtual", is_flag=True,
+              help="Do not copy: point at the shards (keep them beside the output).")
+@click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
+def merge_cmd(inputs: tuple[Path, ...], output: Path, virtual: bool, progress: bool) -> None:
+    """Merge datasets of one run (same appearances, size and classes; disjoint layouts)."""
+    total = merge(list(inputs), output, virtual=virtual, progress=progress)
+    how = "virtually (the shards must stay beside it)" if virtual else "by copy"
+    click.echo(f"Merged {len(inputs)} datasets ({total} layouts) into {output} {how}.")
