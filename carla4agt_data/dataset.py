@@ -45,7 +45,9 @@ class CarlaDataset:
         f = self._open()
         try:
             self.attrs = self._validated_attrs(f)
-            self.layout_ids = np.array(f["layout_id"].asstr()[...], dtype=object)
+            # fixed-width unicode, not Python objects: DataLoader workers that touch a
+            # table of objects copy its pages (reference counts break copy-on-write)
+            self.layout_ids = np.array(f["layout_id"].asstr()[...], dtype=str)
             self.splits = f["split"][...]
             self.class_pixels = f["class_pixels"][...]
             self.ignore_pixels = f["ignore_pixels"][...]
@@ -53,7 +55,7 @@ class CarlaDataset:
         except KeyError as exc:
             raise UserError(f"{self.path}: the dataset {exc} is missing: the file is not a "
                             "complete carla4agt dataset. Pack it again.") from None
-        self._index = {lid: i for i, lid in enumerate(self.layout_ids)}
+        self._index = {str(lid): i for i, lid in enumerate(self.layout_ids)}
 
     # --- metadata -------------------------------------------------------------------
     @property

@@ -1,1 +1,15 @@
-"""carla4agt loaders: torch datasets over carla4agt HDF5 files (see the loaders issue)."""
+"""carla4agt loaders: torch datasets over carla4agt HDF5 files and real target folders.
+
+    >>> from loaders import PairedAppearanceDataset, joint_transforms
+"""
+
+from .folders import SegmentationFolder, acdc, cityscapes, image_folder
+from .paired import AppearanceDataset, PairedAppearanceDataset
+from .samplers import RareClassSampler
+from .transforms import RandomCropCatMax, RandomScale, denormalize, joint_transforms
+
+__all__ = [
+    "AppearanceDataset", "PairedAppearanceDataset", "RandomCropCatMax", "RandomScale",
+    "RareClassSampler", "SegmentationFolder", "acdc", "cityscapes", "denormalize",
+    "image_folder", "joint_transforms",
+]
