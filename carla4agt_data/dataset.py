@@ -154,6 +154,14 @@ class CarlaDataset:
             raise UserError(f"{self.path}: schema version {version}, but this carla4agt reads "
                             f"version {SCHEMA_VERSION}. Upgrade carla4agt, or re-pack the raw "
                             "folders with this version.")
+        compression = str(attrs.get("compression", ""))
+        if compression.startswith(("zstd", "lz4")):
+            try:  # registers the filter with HDF5
+                import hdf5plugin  # noqa: F401
+            except ImportError:
+                f.close()
+                raise UserError(f"{self.path} is compressed with {compression}, which needs the "
+                                "hdf5plugin package: pip install 'carla4agt[plugins]'.") from None
         self._file, self._pid = f, os.getpid()
         return attrs
 

@@ -6,10 +6,9 @@
 from .folders import SegmentationFolder, acdc, cityscapes, image_folder
 from .paired import AppearanceDataset, PairedAppearanceDataset
 from .samplers import RareClassSampler
-from .transforms import RandomCropCatMax, RandomScale, denormalize, joint_transforms
+from .transforms import RandomScaleCrop, denormalize, joint_transforms
 
 __all__ = [
-    "AppearanceDataset", "PairedAppearanceDataset", "RandomCropCatMax", "RandomScale",
-    "RareClassSampler", "SegmentationFolder", "acdc", "cityscapes", "denormalize",
+    "AppearanceDataset", "PairedAppearanceDataset", "RandomScaleCrop", "RareClassSampler", "SegmentationFolder", "acdc", "cityscapes", "denormalize",
     "image_folder", "joint_transforms",
 ]

@@ -29,70 +29,72 @@ def _size(flat_inputs: list[Any]) -> tuple[int, int]:
     raise TypeError("Expected a tv_tensors.Image or tv_tensors.Mask among the inputs.")
 
 
-class RandomScale(v2.Transform):
-    """Resize by one factor drawn uniformly from ``scale``.
+class RandomScaleCrop(v2.Transform):
+    """Random scale, then a random crop, as one transform that only resamples the crop.
 
-    Images are resized bilinearly; masks with ``NEAREST_EXACT``: torch's plain ``nearest``
-    (v2's default for masks) samples ``floor(y / s)``, half an input pixel away from the
-    pixel centres bilinear uses, which shifts labels against images by up to a pixel when
-    upscaling.
+    Equivalent to resizing by a factor drawn uniformly from ``scale`` and cropping ``size``
+    (mmsegmentation's RandomResize + RandomCrop), but the source region of the crop is cut
+    first and resized alone: the cost follows the crop, not the scaled image (4 to 16 times
+    less work at scales of 1 to 2). Up to ``tries`` crops are drawn, keeping the first in
+    which no class covers ``cat_max_ratio`` or more of the labelled pixels (mmseg's
+    ``cat_max_ratio``). Where the scaled image is smaller than the crop, images are padded
+    with 0 and masks with the ignore value.
+
+    Images are resampled bilinearly with antialiasing; masks with ``NEAREST_EXACT``: torch's
+    plain ``nearest`` (v2's default for masks) samples ``floor(y / s)``, half an input pixel
+    off the pixel centres that bilinear uses, which shifts labels against images by up to
+    a pixel when upscaling.
     """
 
-    def __init__(self, scale: tuple[float, float] = (0.5, 2.0)) -> None:
+    def __init__(self, size: int | Sequence[int], scale: tuple[float, float] = (0.5, 2.0),
+                 cat_max_ratio: float = 1.0, ignore_index: int = IGNORE, tries: int = 10) -> None:
         super().__init__()
         if not 0 < scale[0] <= scale[1]:
             raise ValueError(f"scale must be (low, high) with 0 < low <= high, got {scale}.")
-        self.scale = scale
-
-    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
-        h, w = _size(flat_inputs)
-        s = float(torch.empty(()).uniform_(*self.scale))
-        return {"size": [max(1, round(h * s)), max(1, round(w * s))]}
-
-    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
-        if isinstance(inpt, tv_tensors.Mask):
-            return F.resize(inpt, params["size"], interpolation=v2.InterpolationMode.NEAREST_EXACT)
-        return F.resize(inpt, params["size"], antialias=True)
-
-
-class RandomCropCatMax(v2.Transform):
-    """Random crop that avoids crops dominated by one class (mmsegmentation's
-    ``cat_max_ratio``): up to ``tries`` draws, keeping the first in which no class covers
-    ``cat_max_ratio`` or more of the labelled pixels. Pads smaller inputs (images with 0,
-    masks with the ignore value) at the bottom and right.
-    """
-
-    def __init__(self, size: int | Sequence[int], cat_max_ratio: float = 1.0,
-                 ignore_index: int = IGNORE, tries: int = 10) -> None:
-        super().__init__()
         self.size = (size, size) if isinstance(size, int) else tuple(size)
+        self.scale = scale
         self.cat_max_ratio = cat_max_ratio
         self.ignore_index = ignore_index
         self.tries = tries
 
     def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
         h, w = _size(flat_inputs)
+        s = float(torch.empty(()).uniform_(*self.scale))
         ch, cw = self.size
-        pad_h, pad_w = max(ch - h, 0), max(cw - w, 0)
+        # the crop's extent in source pixels, and the padding the source needs for it
+        sh, sw = max(1, round(ch / s)), max(1, round(cw / s))
+        pad_h, pad_w = max(sh - h, 0), max(sw - w, 0)
         mask = next((x for x in flat_inputs if isinstance(x, tv_tensors.Mask)), None)
         top = left = 0
         for _ in range(self.tries):
-            top = int(torch.randint(0, h + pad_h - ch + 1, ()))
-            left = int(torch.randint(0, w + pad_w - cw + 1, ()))
+            top = int(torch.randint(0, h + pad_h - sh + 1, ()))
+            left = int(torch.randint(0, w + pad_w - sw + 1, ()))
             if mask is None or self.cat_max_ratio >= 1.0:
                 break
-            crop = mask[..., top:top + ch, left:left + cw]
+            crop = mask[..., top:top + sh, left:left + sw]
             counts = torch.bincount(crop[crop != self.ignore_index].flatten().long())
             counts = counts[counts > 0]
             if len(counts) > 1 and counts.max() / counts.sum() < self.cat_max_ratio:
                 break
-        return {"top": top, "left": left, "pad": [0, 0, pad_w, pad_h]}
+        return {"top": top, "left": left, "box": (sh, sw)}
 
     def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
-        if any(params["pad"]):
-            fill = self.ignore_index if isinstance(inpt, tv_tensors.Mask) else 0
-            inpt = F.pad(inpt, params["pad"], fill=fill)
-        return F.crop(inpt, params["top"], params["left"], *self.size)
+        is_mask = isinstance(inpt, tv_tensors.Mask)
+        h, w = inpt.shape[-2:]
+        (top, left), (sh, sw), (ch, cw) = (params["top"], params["left"]), params["box"], self.size
+        # The part of the box inside the image is resized; the rest is padding, added after
+        # resizing (as when padding a resized image), so edges do not blend into the fill.
+        vh, vw = min(sh, h - top), min(sw, w - left)
+        out_h, out_w = min(ch, max(1, round(vh * ch / sh))), min(cw, max(1, round(vw * cw / sw)))
+        inpt = F.crop(inpt, top, left, vh, vw)
+        if is_mask:  # not F.resized_crop: its mask kernel always uses plain NEAREST
+            inpt = F.resize(inpt, [out_h, out_w], interpolation=v2.InterpolationMode.NEAREST_EXACT)
+        else:
+            inpt = F.resize(inpt, [out_h, out_w], antialias=True)
+        if (out_h, out_w) != (ch, cw):
+            inpt = F.pad(inpt, [0, 0, cw - out_w, ch - out_h],
+                         fill=self.ignore_index if is_mask else 0)
+        return inpt
 
 
 def joint_transforms(crop: int | Sequence[int] = 512, *, scale: tuple[float, float] = (0.5, 2.0),
@@ -103,7 +105,7 @@ def joint_transforms(crop: int | Sequence[int] = 512, *, scale: tuple[float, flo
     Example:
         >>> ds = PairedAppearanceDataset("dataset.h5", transforms=joint_transforms(512))
     """
-    return v2.Compose([RandomScale(scale), RandomCropCatMax(crop, cat_max_ratio),
+    return v2.Compose([RandomScaleCrop(crop, scale, cat_max_ratio),
                        v2.RandomHorizontalFlip(hflip)])
 
 
