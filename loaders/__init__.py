@@ -9,6 +9,7 @@ from .samplers import RareClassSampler
 from .transforms import RandomScaleCrop, denormalize, joint_transforms
 
 __all__ = [
-    "AppearanceDataset", "PairedAppearanceDataset", "RandomScaleCrop", "RareClassSampler", "SegmentationFolder", "acdc", "cityscapes", "denormalize",
-    "image_folder", "joint_transforms",
+    "AppearanceDataset", "PairedAppearanceDataset", "RandomScaleCrop", "RareClassSampler",
+    "SegmentationFolder", "acdc", "cityscapes", "denormalize", "image_folder",
+    "joint_transforms",
 ]
