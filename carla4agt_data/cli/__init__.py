@@ -54,6 +54,7 @@ def _register() -> None:
     from .merge import merge_cmd
     from .pack import pack_cmd
     from .preview import preview
+    from .verify import verify_cmd
     from .weathers import weathers
 
     cli.add_command(generate_cmd, "generate")
@@ -61,6 +62,7 @@ def _register() -> None:
     cli.add_command(pack_cmd, "pack")
     cli.add_command(merge_cmd, "merge")
     cli.add_command(export_cmd, "export")
+    cli.add_command(verify_cmd, "verify")
     cli.add_command(weathers)
     cli.add_command(layouts)
     cli.add_command(preview)
