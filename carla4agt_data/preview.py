@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from .dataset import open_dataset
 from .errors import UserError
 from .raw import complete_layouts, read_marker, read_rgb, read_tags, rgb_name, tags_name
 from .taxonomy import colorize, tag_lut
@@ -22,42 +23,60 @@ def _caption(tile: Image.Image, text: str) -> None:
     draw.text((4, 3), text, fill=(255, 255, 255))
 
 
-def contact_sheet(raw: Path, *, layouts: Sequence[str] | None = None, count: int = 4,
-                  tile_width: int = 384) -> Image.Image:
-    """A grid with one row per layout: each appearance, then the 16-class label map.
-
-    Args:
-        raw: a raw folder written by ``carla4agt generate``.
-        layouts: layout ids to show; default: the first ``count`` complete layouts.
-        tile_width: width of each image in the sheet (2:1 images, so height is half).
-    """
+def _raw_layouts(raw: Path, layouts: Sequence[str] | None, count: int):
     folders = complete_layouts(raw)
     by_id = {f.name: f for f in folders}
-    if layouts:
-        missing = [i for i in layouts if i not in by_id]
-        if missing:
-            raise UserError(f"{raw}: no complete layout named {', '.join(missing)}. "
-                            f"Complete layouts start with: {', '.join(list(by_id)[:5])}.")
-        chosen = [by_id[i] for i in layouts]
-    else:
-        chosen = folders[:count]
-    if not chosen:
-        raise UserError(f"{raw}: no complete layouts to show. Run carla4agt generate first.")
-    rows = []
-    for folder in chosen:
+    chosen = _choose(raw, list(by_id), layouts, count)
+    for lid in chosen:
+        folder = by_id[lid]
         marker = read_marker(folder)
+        names = marker["appearances"]
         lut = tag_lut(_TABLE_VERSION.get(marker.get("tag_table"), "0.9.14"))
-        tiles = []
-        for name in marker["appearances"]:
-            tiles.append((read_rgb(folder / rgb_name(name)), f"{folder.name}  {name}"))
-        label = colorize(lut[read_tags(folder / tags_name(marker["appearances"][0]))])
-        tiles.append((label, "label (16 classes)"))
+        label = lut[read_tags(folder / tags_name(names[0]))]
+        yield lid, [(n, read_rgb(folder / rgb_name(n))) for n in names], label, 16
+
+
+def _h5_layouts(path: Path, layouts: Sequence[str] | None, count: int):
+    ds = open_dataset(path)
+    for lid in _choose(path, [str(i) for i in ds.layout_ids], layouts, count):
+        i = ds.index_of(lid)
+        yield lid, [(n, ds.read_rgb(i, n)) for n in ds.appearances], ds.read_label(i), \
+            ds.num_classes
+    ds.close()
+
+
+def _choose(source: Path, ids: list[str], layouts: Sequence[str] | None, count: int) -> list[str]:
+    if layouts:
+        missing = [i for i in layouts if i not in set(ids)]
+        if missing:
+            raise UserError(f"{source}: no complete layout named {', '.join(missing)}. "
+                            f"Layouts start with: {', '.join(ids[:5])}.")
+        return list(layouts)
+    if not ids:
+        raise UserError(f"{source}: no complete layouts to show. Run carla4agt generate first.")
+    return ids[:count]
+
+
+def contact_sheet(path: Path, *, layouts: Sequence[str] | None = None, count: int = 4,
+                  tile_width: int = 384) -> Image.Image:
+    """A grid with one row per layout: each appearance, then the colourised label map.
+
+    Args:
+        path: a raw folder written by ``carla4agt generate``, or a ``.h5`` dataset.
+        layouts: layout ids to show; default: the first ``count`` layouts.
+        tile_width: width of each image in the sheet (its height follows the aspect).
+    """
+    path = Path(path)
+    source = _raw_layouts if path.is_dir() else _h5_layouts
+    rows = []
+    for lid, images, label, num_classes in source(path, layouts, count):
+        tiles = [(rgb, f"{lid}  {name}", Image.Resampling.BILINEAR) for name, rgb in images]
+        tiles.append((colorize(label, num_classes), f"label ({num_classes} classes)",
+                      Image.Resampling.NEAREST))
         row = []
-        for array, text in tiles:
+        for array, text, resample in tiles:
             h, w = array.shape[:2]
-            tile = Image.fromarray(array).resize((tile_width, round(tile_width * h / w)),
-                                                 Image.Resampling.BILINEAR if text.startswith(
-                                                     folder.name) else Image.Resampling.NEAREST)
+            tile = Image.fromarray(array).resize((tile_width, round(tile_width * h / w)), resample)
             _caption(tile, text)
             row.append(np.asarray(tile))
         rows.append(np.concatenate(row, axis=1))

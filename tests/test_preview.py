@@ -28,3 +28,26 @@ def test_preview_unknown_layout(tmp_path, small_raw):
                                       "--layouts", "nope"])
     assert result.exit_code == 1
     assert "no complete layout named nope" in result.stderr
+
+
+def test_preview_and_stats_of_hdf5(tmp_path, small_raw):
+    from carla4agt_data.dataset import open_dataset
+    from carla4agt_data.pack import pack
+    from carla4agt_data.stats import compute_stats
+
+    path = pack(small_raw, tmp_path / "d.h5", workers=1, progress=False).path
+    ds = open_dataset(path)
+    lid = str(ds.layout_ids[1])
+    result = CliRunner().invoke(cli, ["preview", str(path), "-o", str(tmp_path / "s.png"),
+                                      "--layouts", lid, "--tile-width", "64"])
+    assert result.exit_code == 0, result.output
+    assert np.asarray(Image.open(tmp_path / "s.png")).shape == (32, 5 * 64, 3)
+    stats = compute_stats(path, sample=3)
+    raw_stats = compute_stats(small_raw, sample=3)
+    total = sum(c.sum() for c in stats.class_pixels.values())
+    assert total == ds.class_pixels.sum() == sum(c.sum() for c in raw_stats.class_pixels.values())
+    assert stats.luminance["night"][0] < stats.luminance["noon"][0]
+    assert stats.luminance == raw_stats.luminance
+    result = CliRunner().invoke(cli, ["stats", str(path), "--plot", str(tmp_path / "p.png")])
+    assert result.exit_code == 0 and "building" in result.stdout
+    assert Image.open(tmp_path / "p.png").width == 900

@@ -54,6 +54,7 @@ def _register() -> None:
     from .merge import merge_cmd
     from .pack import pack_cmd
     from .preview import preview
+    from .stats import stats_cmd
     from .verify import verify_cmd
     from .weathers import weathers
 
@@ -63,6 +64,7 @@ def _register() -> None:
     cli.add_command(merge_cmd, "merge")
     cli.add_command(export_cmd, "export")
     cli.add_command(verify_cmd, "verify")
+    cli.add_command(stats_cmd, "stats")
     cli.add_command(weathers)
     cli.add_command(layouts)
     cli.add_command(preview)

@@ -11,7 +11,7 @@ from ..preview import contact_sheet
 
 
 @click.command(short_help="Write a contact sheet of a few layouts.")
-@click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
               default="sheet.png", show_default=True, help="PNG file to write.")
 @click.option("--layouts", default=None,
@@ -23,7 +23,7 @@ from ..preview import contact_sheet
 def preview(path: Path, output: Path, layouts: str | None, count: int, tile_width: int) -> None:
     """Write a contact sheet: one row per layout, every appearance and the colourised label.
 
-    PATH is a raw folder written by carla4agt generate.
+    PATH is a raw folder written by carla4agt generate, or a .h5 dataset.
     """
     ids = [s.strip() for s in layouts.split(",") if s.strip()] if layouts else None
     sheet = contact_sheet(path, layouts=ids, count=count, tile_width=tile_width)
