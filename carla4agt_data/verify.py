@@ -134,9 +134,11 @@ def _image_checks(layout: str, images: dict[str, np.ndarray], label: np.ndarray,
             findings.append(Finding("label_fit", layout, f"its edges fit the label much worse "
                                     f"than the others' ({fit[n]:.2f} vs {others:.2f})", n,
                                     {"fit": fit[n], "others_median": others}))
-    lum = {n: float(ic.luminance(images[n]).mean()) for n in names}
+    # Every 4th pixel each way: these are statistics of the whole image, 16 times cheaper.
+    small = {n: images[n][::4, ::4].astype(np.int16) for n in names}
+    lum = {n: float(ic.luminance(small[n]).mean()) for n in names}
     for a, b in ((a, b) for i, a in enumerate(names) for b in names[i + 1:]):
-        diff = float(np.abs(images[a].astype(np.int16) - images[b]).mean())
+        diff = float(np.abs(small[a] - small[b]).mean())
         if diff < MIN_DIFFERENCE:
             findings.append(Finding("distinct", layout, f"{a} and {b} are (nearly) identical "
                                     f"(mean difference {diff:.2f}): was the weather applied?",
