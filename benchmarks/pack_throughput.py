@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import subprocess
 import sys
 import tempfile
-import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+
+from _timing import timed
 
 from carla4agt_data.pack import _decode
 from carla4agt_data.raw import complete_layouts, read_marker
@@ -32,11 +32,6 @@ def decode_only(raw: Path, workers: int) -> None:
             pass
 
 
-def _timed(cmd: list[str]) -> float:
-    start = time.perf_counter()
-    subprocess.run(cmd, check=True, capture_output=True)
-    return time.perf_counter() - start
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -50,14 +45,14 @@ def main() -> None:
         return
     n = len(complete_layouts(args.raw))
     raw_bytes = sum(p.stat().st_size for p in args.raw.rglob("*") if p.is_file())
-    limit = _timed([sys.executable, __file__, str(args.raw), "--decode-only",
+    limit = timed([sys.executable, __file__, str(args.raw), "--decode-only",
                     "--workers", str(args.workers)])
     print(f"{n} layouts, raw folder {raw_bytes / 2**20:.0f} MiB; decode only with "
           f"{args.workers} processes: {n / limit:.1f} layouts/s")
     with tempfile.TemporaryDirectory() as tmp:
         for comp in args.compression.split(","):
             out = Path(tmp) / f"{comp}.h5"
-            seconds = _timed([sys.executable, "-m", "carla4agt_data.cli", "pack", str(args.raw),
+            seconds = timed([sys.executable, "-m", "carla4agt_data.cli", "pack", str(args.raw),
                               "-o", str(out), "--compression", comp, "--pack-workers",
                               str(args.workers), "--no-progress"])
             size = out.stat().st_size

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import subprocess
 import sys
-import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
+
+from _timing import timed
 
 from carla4agt_data.dataset import open_dataset
 
@@ -34,11 +34,6 @@ def read_only(path: Path, workers: int) -> None:
         list(pool.map(_read, [str(path)] * n, range(n), chunksize=4))
 
 
-def _timed(cmd: list[str]) -> float:
-    start = time.perf_counter()
-    subprocess.run(cmd, check=True, capture_output=True)
-    return time.perf_counter() - start
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -50,9 +45,9 @@ def main() -> None:
         read_only(args.dataset, args.workers)
         return
     n = len(open_dataset(args.dataset))
-    limit = _timed([sys.executable, __file__, str(args.dataset), "--read-only",
+    limit = timed([sys.executable, __file__, str(args.dataset), "--read-only",
                     "--workers", str(args.workers)])
-    verify = _timed([sys.executable, "-m", "carla4agt_data.cli", "verify", str(args.dataset),
+    verify = timed([sys.executable, "-m", "carla4agt_data.cli", "verify", str(args.dataset),
                      "--workers", str(args.workers), "--no-progress"])
     print(f"{n} layouts, {args.workers} processes: read+decode only {n / limit:.1f} layouts/s, "
           f"verify {n / verify:.1f} layouts/s, ratio {limit / verify:.2f}")
