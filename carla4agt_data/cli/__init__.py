@@ -55,6 +55,7 @@ def _register() -> None:
     from .pack import pack_cmd
     from .preview import preview
     from .stats import stats_cmd
+    from .train import evaluate_cmd, train_cmd
     from .verify import verify_cmd
     from .weathers import weathers
 
@@ -65,6 +66,8 @@ def _register() -> None:
     cli.add_command(export_cmd, "export")
     cli.add_command(verify_cmd, "verify")
     cli.add_command(stats_cmd, "stats")
+    cli.add_command(train_cmd, "train")
+    cli.add_command(evaluate_cmd, "evaluate")
     cli.add_command(weathers)
     cli.add_command(layouts)
     cli.add_command(preview)
