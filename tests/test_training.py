@@ -202,3 +202,47 @@ def test_clear_training_errors(tiny, tmp_path):
     result = _run(["evaluate", "--checkpoint", str(tmp_path / "junk.pt"), "--data", str(data)])
     assert result.exit_code == 1 and "not a loadable carla4agt checkpoint" in result.stderr
 
+
+
+def test_downscale_label_fast_path_equals_pooling():
+    torch.manual_seed(3)
+    label = torch.randint(0, 5, (2, 32, 48))
+    label[:, :8] = 255
+    label[:, 8:16, :16] = 2  # a uniform region
+    fast = downscale_label(label, (4, 6), 16)  # strides divide: bincount path
+    slow = downscale_label(label[:, :, :47], (4, 6), 16)  # 47 not divisible: pooling path
+    assert (fast[:, 1, :2] == 2).all() and (fast[:, 0] == 255).all()
+    onehot = torch.nn.functional.one_hot(torch.where(label == 255, 0, label), 16)
+    onehot = onehot.permute(0, 3, 1, 2).float() * (label != 255).unsqueeze(1)
+    share = torch.nn.functional.adaptive_avg_pool2d(onehot, (4, 6))
+    top, cls = share.max(1)
+    assert torch.equal(fast, torch.where(top >= 0.75, cls, torch.full_like(cls, 255)))
+    assert slow.shape == (2, 4, 6)
+
+
+def test_torchrun_ddp_on_cpu(tiny, tmp_path):
+    import os
+    import shutil
+    import subprocess
+
+    data, _ = tiny
+    torchrun = shutil.which("torchrun") or str(tmp_path / "missing")
+    cmd = [torchrun, "--nproc_per_node", "2", "--master_port", "29517", "-m",
+           "carla4agt_data.cli", "train", "--data", str(data), "--out", str(tmp_path / "ddp"),
+           "--iters", "4", "--batch", "2", "--crop", "32", "--workers", "0", "--device", "cpu",
+           "--no-progress"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    state = torch.load(tmp_path / "ddp" / "last.pt", weights_only=True)
+    assert state["step"] == 4 and not any(k.startswith("module.") for k in state["model"])
+    with open(tmp_path / "ddp" / "log.csv") as fh:
+        assert len(list(csv.DictReader(fh))) == 4  # rank 0 alone writes
+
+
+def test_amp_on_cpu(tiny, tmp_path):
+    data, _ = tiny
+    result = _run(["train", "--data", str(data), "--out", str(tmp_path), "--iters", "3",
+                   "--batch", "2", "--crop", "32", "--workers", "0", "--amp"])
+    assert result.exit_code == 0, result.output
+    assert all(np.isfinite(_losses(tmp_path / "log.csv")))

@@ -11,6 +11,7 @@ import dataclasses
 import itertools
 import json
 import math
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,8 +19,10 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Subset
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, DistributedSampler, Subset
 from torchvision.transforms.v2 import functional as TF
 from tqdm import tqdm
 
@@ -66,8 +69,21 @@ class TrainConfig:
 
 def _device(name: str) -> torch.device:
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and "LOCAL_RANK" in os.environ:  # torchrun: one GPU per process
+        return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
     return torch.device(name)
+
+
+def _distributed(device: torch.device) -> bool:
+    """Join the process group when started by torchrun (WORLD_SIZE > 1)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    return True
 
 
 def _forever(loader: DataLoader) -> Iterator[dict[str, Any]]:
@@ -84,7 +100,17 @@ def _limit(dataset, max_layouts: int):
     return dataset
 
 
-def _loaders(cfg: TrainConfig) -> tuple[DataLoader, DataLoader | None]:
+def _loader(dataset, per_step: int, cfg: TrainConfig, seed: int, distributed: bool) -> DataLoader:
+    kw = {"num_workers": cfg.workers, "persistent_workers": cfg.workers > 0,
+          "drop_last": len(dataset) >= per_step}
+    if distributed:  # each process sees its own share; set_epoch reshuffles every pass
+        return DataLoader(dataset, batch_size=per_step,
+                          sampler=DistributedSampler(dataset, shuffle=True, seed=seed), **kw)
+    return DataLoader(dataset, batch_size=per_step, shuffle=True,
+                      generator=torch.Generator().manual_seed(seed), **kw)
+
+
+def _loaders(cfg: TrainConfig, distributed: bool = False) -> tuple[DataLoader, DataLoader | None]:
     appearances = list(cfg.appearances) or None
     transforms = joint_transforms(cfg.crop)
     if cfg.mode == "baseline":
@@ -97,18 +123,13 @@ def _loaders(cfg: TrainConfig) -> tuple[DataLoader, DataLoader | None]:
         per_step = max(1, cfg.batch // 2)
     if len(source) == 0:
         raise UserError(f"{cfg.data} has no training layouts. Pack with a train share > 0.")
-    source = _limit(source, cfg.max_layouts)
-    g = torch.Generator().manual_seed(cfg.seed)
-    kw = {"num_workers": cfg.workers, "persistent_workers": cfg.workers > 0, "drop_last":
-          len(source) >= per_step}
-    main = DataLoader(source, batch_size=per_step, shuffle=True, generator=g, **kw)
+    main = _loader(_limit(source, cfg.max_layouts), per_step, cfg, cfg.seed, distributed)
     target = None
     if cfg.mode == "uda":
         if not cfg.target:
             raise UserError("--mode uda needs --target FOLDER (unlabelled target images).")
         folder = image_folder(cfg.target, transforms=RandomScaleCrop(cfg.crop))
-        target = DataLoader(folder, batch_size=per_step, shuffle=True,
-                            generator=torch.Generator().manual_seed(cfg.seed + 1), **kw)
+        target = _loader(folder, per_step, cfg, cfg.seed + 1, distributed)
     return main, target
 
 
@@ -141,13 +162,19 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 
 def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> Path:
-    """Train; returns the path of the last checkpoint (``<out>/last.pt``)."""
+    """Train; returns the path of the last checkpoint (``<out>/last.pt``).
+
+    Started with ``torchrun --nproc_per_node N``, it trains with DistributedDataParallel
+    (``--batch`` is then per process); only rank 0 writes the log and checkpoints.
+    """
     if cfg.mode not in MODES:
         raise UserError(f"Unknown mode {cfg.mode!r}. Valid values are {', '.join(MODES)}.")
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     device = _device(cfg.device)
+    distributed = _distributed(device)
+    writer = not distributed or dist.get_rank() == 0
     ds = open_dataset(cfg.data)
     model, default_layers = build_model(cfg.model, ds.num_classes, cfg.pretrained or None)
     model.to(device).train()
@@ -172,24 +199,26 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
         if teacher is not None and state.get("teacher"):
             teacher.load_state_dict(state["teacher"])
         step = int(state["step"])
-    main, target = _loaders(cfg)
+    main, target = _loaders(cfg, distributed)
+    net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
+                                  else None) if distributed else model
     batches = _forever(main)
     targets = _forever(target) if target is not None else None
     gen = torch.Generator().manual_seed(cfg.seed + 2)
     log_path = out / "log.csv"
     new_log = not (resume and log_path.exists())
-    with open(log_path, "w" if new_log else "a", newline="") as fh:
+    with open(log_path if writer else os.devnull, "w" if new_log else "a", newline="") as fh:
         log = csv.writer(fh)
         if new_log:
             log.writerow(["step", "loss", "ce", "align", "mix", "lr", "seconds"])
-        bar = tqdm(total=cfg.iters, initial=step, desc=f"train {cfg.mode}", disable=not progress,
-                   dynamic_ncols=True)
+        bar = tqdm(total=cfg.iters, initial=step, desc=f"train {cfg.mode}",
+                   disable=not (progress and writer), dynamic_ncols=True)
         while step < cfg.iters:
             t0 = time.perf_counter()
             batch = next(batches)
             with torch.autocast(device.type, enabled=cfg.amp,
                                 dtype=torch.bfloat16 if device.type == "cpu" else torch.float16):
-                terms = _step(model, taps, align, teacher, batch,
+                terms = _step(net, taps, align, teacher, batch,
                               next(targets) if targets is not None else None, device, gen)
             loss = sum(terms.values())
             opt.zero_grad(set_to_none=True)
@@ -205,7 +234,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
                           f"{sched.get_last_lr()[0]:.3g}", f"{time.perf_counter() - t0:.4f}"])
             bar.set_postfix({k: f"{v:.3f}" for k, v in values.items()})
             bar.update(1)
-            if step % 500 == 0 or step == cfg.iters:
+            if writer and (step % 500 == 0 or step == cfg.iters):
                 fh.flush()
                 _save(last, {"model": model.state_dict(), "optimizer": opt.state_dict(),
                              "scheduler": sched.state_dict(), "step": step,
@@ -216,6 +245,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
         bar.close()
     if taps is not None:
         taps.remove()
+    if distributed:
+        dist.barrier()
+        dist.destroy_process_group()
     return last
 
 
