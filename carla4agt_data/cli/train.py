@@ -94,16 +94,22 @@ def evaluate_cmd(checkpoint, data, split, cityscapes, acdc, condition, folder, j
         raise click.UsageError("Give exactly one of --data, --cityscapes, --acdc, --folder.")
     state = load_checkpoint(checkpoint)
     k = int(state["num_classes"])
-    model, _ = build_model(str(state["model_name"]), k)
-    model.load_state_dict(state["model"])
-    dev = _device(device)
-    model.to(dev)
     if data:
         from carla4agt_data.dataset import open_dataset
 
         if open_dataset(data).num_classes != k:
-            raise UserError(f"{checkpoint} predicts {k} classes, {data} has "
-                            f"{open_dataset(data).num_classes}.")
+            raise UserError(f"{checkpoint} predicts {k} classes, but {data} has "
+                            f"{open_dataset(data).num_classes}. Evaluate on a dataset packed "
+                            f"with --classes {k}.")
+    model, _ = build_model(str(state["model_name"]), k)
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as exc:
+        raise UserError(f"{checkpoint}: its weights do not fit {state['model_name']} with "
+                        f"{k} classes ({str(exc).splitlines()[0]}).") from None
+    dev = _device(device)
+    model.to(dev)
+    if data:
         result = evaluate_dataset(model, data, split, dev, progress)
     else:
         ds = (cityscapes_ds(cityscapes, split) if cityscapes else
