@@ -234,8 +234,9 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> P
                           f"{sched.get_last_lr()[0]:.3g}", f"{time.perf_counter() - t0:.4f}"])
             bar.set_postfix({k: f"{v:.3f}" for k, v in values.items()})
             bar.update(1)
+            if step % 20 == 0:
+                fh.flush()  # so that `tail -f log.csv` follows the run
             if writer and (step % 500 == 0 or step == cfg.iters):
-                fh.flush()
                 _save(last, {"model": model.state_dict(), "optimizer": opt.state_dict(),
                              "scheduler": sched.state_dict(), "step": step,
                              "teacher": teacher.state_dict() if teacher is not None else {},
