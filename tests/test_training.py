@@ -246,3 +246,10 @@ def test_amp_on_cpu(tiny, tmp_path):
                    "--batch", "2", "--crop", "32", "--workers", "0", "--amp"])
     assert result.exit_code == 0, result.output
     assert all(np.isfinite(_losses(tmp_path / "log.csv")))
+
+
+def test_batchnorm_follows_training():
+    model, _ = build_model("lraspp_mobilenet_v3_large", 16)
+    momenta = {m.momentum for m in model.modules()
+               if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)}
+    assert momenta == {0.1}

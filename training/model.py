@@ -67,6 +67,12 @@ def build_model(name: str, num_classes: int = 16, pretrained: str | Path | None 
         raise UserError(f"Unknown model {name!r}. Valid values are " + ", ".join(MODELS)
                         + ", or 'module:function' for your own.")
     model = SegModel(net)
+    # torchvision's MobileNetV3 uses BatchNorm momentum 0.01 (TensorFlow's): its running
+    # statistics then trail a short run so far that eval-mode predictions collapse. 0.1
+    # (PyTorch's default) follows the network as it trains.
+    for module in model.modules():
+        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+            module.momentum = 0.1
     if pretrained is not None:
         state = torch.load(pretrained, map_location="cpu", weights_only=True)
         state = state.get("model", state)
