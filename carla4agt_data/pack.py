@@ -43,9 +43,7 @@ from .schema import (
     parse_compression,
     split_of,
 )
-from .taxonomy import IGNORE, classes, palette, tag_lut
-
-TAG_TABLE_VERSION = {"0.9.14+": "0.9.14", "0.9.10-0.9.13": "0.9.13"}
+from .taxonomy import IGNORE, classes, lut_for_table, palette
 
 
 @dataclass
@@ -68,13 +66,6 @@ class _Decoded:
     layout_yaml: str
 
 
-def _lut_for(table: str, num_classes: int) -> np.ndarray:
-    if table not in TAG_TABLE_VERSION:
-        raise UserError(f"Unknown tag table {table!r} in a commit marker. Re-render the layout "
-                        "with this carla4agt.")
-    return tag_lut(TAG_TABLE_VERSION[table], num_classes)
-
-
 def _decode(folder: Path, appearances: tuple[str, ...], num_classes: int) -> _Decoded:
     """Read one complete layout folder: check checksums, compare tag maps, remap labels."""
     marker = read_marker(folder)
@@ -87,7 +78,7 @@ def _decode(folder: Path, appearances: tuple[str, ...], num_classes: int) -> _De
     differs = np.zeros(tags[0].shape, bool)
     for t in tags[1:]:
         differs |= t != tags[0]
-    label = _lut_for(marker["tag_table"], num_classes)[tags[0]]
+    label = lut_for_table(marker["tag_table"], num_classes)[tags[0]]
     counts = np.bincount(label.ravel(), minlength=256)
     rgb = np.stack([read_rgb(folder / rgb_name(a)) for a in appearances])
     return _Decoded(folder.name, rgb, label, counts[:num_classes].astype(np.int64),

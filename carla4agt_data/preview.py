@@ -11,9 +11,7 @@ from PIL import Image, ImageDraw
 from .dataset import open_dataset
 from .errors import UserError
 from .raw import complete_layouts, read_marker, read_rgb, read_tags, rgb_name, tags_name
-from .taxonomy import colorize, tag_lut
-
-_TABLE_VERSION = {"0.9.14+": "0.9.14", "0.9.10-0.9.13": "0.9.13"}
+from .taxonomy import colorize, lut_for_table
 
 
 def _caption(tile: Image.Image, text: str) -> None:
@@ -31,7 +29,7 @@ def _raw_layouts(raw: Path, layouts: Sequence[str] | None, count: int):
         folder = by_id[lid]
         marker = read_marker(folder)
         names = marker["appearances"]
-        lut = tag_lut(_TABLE_VERSION.get(marker.get("tag_table"), "0.9.14"))
+        lut = lut_for_table(marker.get("tag_table", "0.9.14+"))
         label = lut[read_tags(folder / tags_name(names[0]))]
         yield lid, [(n, read_rgb(folder / rgb_name(n))) for n in names], label, 16
 

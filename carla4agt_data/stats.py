@@ -10,10 +10,9 @@ from PIL import Image, ImageDraw
 
 from .dataset import open_dataset
 from .imagechecks import luminance
-from .pack import _lut_for
 from .raw import complete_layouts, read_marker, read_rgb, read_tags, rgb_name, tags_name
 from .schema import DEFAULT_SPLIT_RATIOS, SPLIT_NAMES, split_of
-from .taxonomy import classes
+from .taxonomy import classes, lut_for_table
 
 
 @dataclass
@@ -67,7 +66,7 @@ def compute_stats(path: str | Path, *, sample: int = 100) -> Stats:
             if sample and folders else set()
         for i, folder in enumerate(folders):
             marker = read_marker(folder)
-            label = _lut_for(marker["tag_table"], 16)[read_tags(folder / tags_name(
+            label = lut_for_table(marker["tag_table"], 16)[read_tags(folder / tags_name(
                 appearances[0]))]
             split = SPLIT_NAMES[split_of(folder.name, DEFAULT_SPLIT_RATIOS)]
             per_split[split] += np.bincount(label.ravel(), minlength=256)[:16]

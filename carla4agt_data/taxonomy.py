@@ -190,6 +190,23 @@ def tag_lut(version: str, num_classes: int = 16) -> np.ndarray:
     return lut
 
 
+# Names of the tag tables as raw commit markers record them ("tag_table").
+TAG_TABLE_NAMES = {"0.9.14+": "0.9.14", "0.9.10-0.9.13": "0.9.13"}
+
+
+def tag_table_name(version: str) -> str:
+    """The commit-marker name of the tag table of a CARLA version."""
+    return "0.9.10-0.9.13" if carla_tag_table(version) is CARLA_TAGS_LEGACY else "0.9.14+"
+
+
+def lut_for_table(name: str, num_classes: int = 16) -> np.ndarray:
+    """:func:`tag_lut` for a tag table named in a commit marker ("0.9.14+", ...)."""
+    if name not in TAG_TABLE_NAMES:
+        raise UserError(f"Unknown tag table {name!r} in a commit marker. Valid names are "
+                        + ", ".join(TAG_TABLE_NAMES) + "; re-render the layout.")
+    return tag_lut(TAG_TABLE_NAMES[name], num_classes)
+
+
 def palette(num_classes: int = 16) -> np.ndarray:
     """A ``uint8 [256, 3]`` palette: the class colours, black for ignore and unused ids."""
     table = np.zeros((256, 3), dtype=np.uint8)

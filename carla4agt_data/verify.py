@@ -36,7 +36,7 @@ from .dataset import open_dataset
 from .errors import UserError
 from .raw import MARKER, complete_layouts, read_marker, rgb_name, tags_name
 from .schema import FORMAT, SCHEMA_VERSION
-from .taxonomy import CARLA_TAGS, CARLA_TAGS_LEGACY, IGNORE, classes
+from .taxonomy import CARLA_TAGS, CARLA_TAGS_LEGACY, IGNORE, classes, lut_for_table
 
 CHECKS = ("completeness", "label_identity", "alignment", "label_fit", "distinct",
           "label_values", "integrity")
@@ -210,9 +210,7 @@ def _verify_raw_layout(folder: Path, appearances: tuple[str, ...], size: tuple[i
         unknown = sorted(set(np.unique(ref).tolist()) - set(table))
         if unknown:
             findings.append(Finding("label_values", lid, f"unknown CARLA tags {unknown}"))
-        from .pack import _lut_for  # the same remapping pack uses
-
-        label = _lut_for(marker.get("tag_table", "0.9.14+"), 16)[ref]
+        label = lut_for_table(marker.get("tag_table", "0.9.14+"), 16)[ref]
         present = sorted(int(v) for v in np.unique(label) if v != IGNORE)
         if len(images) == len(appearances):
             checked += ["alignment", "label_fit", "distinct"]

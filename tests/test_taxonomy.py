@@ -112,3 +112,13 @@ def test_decolorize_unknown_colour_is_ignore():
 def test_unknown_protocol():
     with pytest.raises(UserError, match="16 and 19"):
         tx.classes(13)
+
+
+def test_tag_table_names_round_trip():
+    assert tx.tag_table_name("0.9.13-dirty") == "0.9.10-0.9.13"
+    assert tx.tag_table_name("0.9.16") == "0.9.14+"
+    for version in ("0.9.12", "0.9.15"):
+        np.testing.assert_array_equal(tx.lut_for_table(tx.tag_table_name(version)),
+                                      tx.tag_lut(version))
+    with pytest.raises(UserError, match="Unknown tag table 'carla-0.8'"):
+        tx.lut_for_table("carla-0.8")
