@@ -86,3 +86,15 @@ def test_console_script_exit_code(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr and "Unknown weather preset 'nope'" in proc.stderr
+
+
+def test_file_system_errors_are_one_message(invoke, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    result = invoke(["preview", str(tmp_path), "-o", str(blocker / "sheet.png")])
+    # the raw folder is empty, so this fails first with a user error, not a traceback
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    result = invoke(["generate", "--layouts", "1", "--out", str(blocker / "raw"),
+                     "--backend", "builtin", "--no-progress"])
+    assert result.exit_code == 1
+    assert str(blocker) in result.stderr and "Check the path" in result.stderr

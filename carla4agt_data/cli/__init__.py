@@ -26,6 +26,14 @@ class _Group(click.Group):
             if ctx.params.get("debug"):
                 raise
             raise click.ClickException(str(exc)) from None
+        except OSError as exc:
+            # File-system errors (permissions, full disk, read-only, missing folder) name a
+            # file: say which and what failed. Other OS errors keep their traceback.
+            if ctx.params.get("debug") or not exc.filename:
+                raise
+            raise click.ClickException(
+                f"{exc.filename}: {exc.strerror or exc}. Check the path, its permissions and "
+                "the free space (run with --debug for the traceback).") from None
         except KeyboardInterrupt:
             if ctx.params.get("debug"):
                 raise
