@@ -153,7 +153,8 @@ def _worker_main(job: _Job, queue: Any) -> None:
     except KeyboardInterrupt:
         queue.put(("exit", None))
     except BaseException as exc:  # reported to the parent, which raises it
-        queue.put(("error", exc if isinstance(exc, UserError) else
+        # plain classes only: an exception with a custom __init__ may not unpickle
+        queue.put(("error", UserError(str(exc)) if isinstance(exc, UserError) else
                    RuntimeError(f"{type(exc).__name__}: {exc}")))
 
 

@@ -179,3 +179,17 @@ def test_backend_carla_without_server_is_a_clear_error(invoke, tmp_path):
                      "--out", str(tmp_path)])
     assert result.exit_code == 1
     assert "No CARLA server answers at localhost:1" in result.stderr
+
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_no_egl_in_workers_is_one_clear_message(tmp_path, workers):
+    # glvnd finds no EGL vendor: context creation fails in the render process(es)
+    env = {**os.environ, "__EGL_VENDOR_LIBRARY_FILENAMES": str(tmp_path / "none.json")}
+    proc = subprocess.run([sys.executable, "-m", "carla4agt_data.cli", "generate", "--layouts",
+                           "2", "--size", SIZE_ARG, "--out", str(tmp_path / "raw"), "--workers",
+                           workers, "--backend", "builtin", "--no-progress", "--no-pack"],
+                          capture_output=True, text=True, env=env)
+    assert proc.returncode == 1, proc.stderr
+    assert "libegl1 libgl1-mesa-dri" in proc.stderr and "Traceback" not in proc.stderr
+    assert not complete_layouts(tmp_path / "raw")

@@ -75,7 +75,7 @@ def generate_cmd(num_layouts: int, seed: int, size: tuple[int, int], fov: float,
                  workers: int, antialias: int, progress: bool, do_pack: bool,
                  dataset: Path | None, num_classes: str, compression: str, split_ratios: str,
                  pack_workers: int) -> None:
-    """Sample NUM layouts and render each under every weather preset into OUT.
+    """Sample --layouts N layouts and render each under every weather preset into --out.
 
     Each layout becomes OUT/<layout_id>/ with layout.yaml, <weather>.png,
     <weather>.tags.png (CARLA tag ids) and commit.json, written last. Re-running the same
