@@ -113,6 +113,11 @@ class _Library:
     def __init__(self, ids: list[str]) -> None:
         self.ids = ids
 
+    def filter(self, pattern: str) -> list[_Blueprint]:
+        import fnmatch
+
+        return [self.find(i) for i in self.ids if fnmatch.fnmatch(i, pattern)]
+
     def find(self, bp_id: str) -> _Blueprint:
         if bp_id not in self.ids:
             raise IndexError(f"blueprint '{bp_id}' not found")
@@ -211,6 +216,16 @@ class ReplayWorld(FakeWorld):
     def get_blueprint_library(self):
         return self.library
 
+    def get_map(self):
+        from types import SimpleNamespace
+
+        import carla
+
+        points = [carla.Transform(carla.Location(x=10.0 * i, y=3.5 * (i % 3), z=0.3),
+                                  carla.Rotation(yaw=0.0)) for i in range(12)]
+        return SimpleNamespace(name="Carla/Maps/Town10HD_Opt",
+                               get_spawn_points=lambda: list(reversed(points)))
+
     def get_actors(self):
         return list(self.actors.values())
 
@@ -256,6 +271,15 @@ class ReplayWorld(FakeWorld):
         return _Image(frame, w, h, bgra.tobytes())
 
     def tick(self) -> int:
+        import carla
+
+        for actor in self.actors.values():  # physics: actors fall to rest on the ground
+            if actor.physics and not isinstance(actor, _Camera):
+                loc = actor.transform.location
+                rest = self.ground_z + (0.95 if actor.blueprint.id.startswith("walker") else 0.0)
+                z = max(rest, loc.z - 0.2)
+                actor.transform = carla.Transform(carla.Location(x=loc.x, y=loc.y, z=z),
+                                                  actor.transform.rotation)
         alt = self.weather.sun_altitude_angle if self.weather is not None else 45.0
         target = 200.0 if alt > 0 else 40.0
         self.exposure += (target - self.exposure) * 0.6  # auto exposure settles over ticks
