@@ -14,7 +14,7 @@ from carla4agt_data.errors import UserError
 from carla4agt_data.raw import Capture
 
 from .layout import Layout
-from .weather import WeatherPreset
+from .weather import WeatherPreset, import_carla
 
 BACKEND_CHOICES = ("auto", "builtin", "carla")
 
@@ -56,21 +56,26 @@ def choose_backend(name: str, *, host: str = "localhost", port: int = 2000) -> t
     if name == "builtin":
         return "builtin", "Using the built-in procedural renderer (not CARLA)."
     answers = server_answers(host, port)
-    if name == "carla" or answers:
-        detail = (f"A CARLA server answers at {host}:{port}" if answers
-                  else f"No CARLA server answers at {host}:{port}")
-        raise UserError(
-            f"{detail}, but this version of carla4agt has no CARLA backend yet. "
-            "Use --backend builtin for the built-in procedural renderer."
-        )
+    if name == "carla" and not answers:
+        raise UserError(f"No CARLA server answers at {host}:{port}. Start one "
+                        "(CarlaUE4.sh -RenderOffScreen), check --host/--port, or use --backend "
+                        "builtin for the built-in procedural renderer.")
+    if answers:
+        import_carla()  # a clear message when the client wheel is missing
+        return "carla", f"Using the CARLA server at {host}:{port}."
     return "builtin", (f"No CARLA server answers at {host}:{port}: using the built-in "
                        "procedural renderer (not CARLA).")
 
 
-def open_backend(name: str, *, antialias: int = 1) -> Backend:
-    """Create a concrete backend ("builtin")."""
+def open_backend(name: str, *, antialias: int = 1, host: str = "localhost", port: int = 2000,
+                 timeout: float = 20.0) -> Backend:
+    """Create a concrete backend ("builtin" or "carla")."""
     if name == "builtin":
         from .builtin.backend import BuiltinBackend
 
         return BuiltinBackend(antialias=antialias)
-    raise UserError(f"The {name!r} backend is not available. Use --backend builtin.")
+    if name == "carla":
+        from .carla_backend.backend import CarlaBackend
+
+        return CarlaBackend(host, port, timeout=timeout)
+    raise UserError(f"Unknown backend {name!r}. Use --backend builtin or carla.")

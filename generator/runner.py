@@ -9,6 +9,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import json
 import multiprocessing as mp
 import os
 import re
@@ -31,6 +32,7 @@ from carla4agt_data.raw import (
 )
 
 from .backends import Backend, open_backend
+from .carla_backend.replay import LayoutFailed
 from .layout import Layout, check_layout_id, load_layout
 from .weather import WeatherPreset
 
@@ -105,6 +107,9 @@ class _Job:
     indices: tuple[int, ...] = ()  # layouts to sample (generate)
     files: tuple[Path, ...] = ()  # layout files to replay (render)
     antialias: int = 1
+    host: str = "localhost"  # CARLA server (backend "carla")
+    port: int = 2000
+    timeout: float = 20.0
     encoder_threads: int = 2
 
 
@@ -126,7 +131,8 @@ def _render_one(backend: Backend, layout: Layout, job: _Job, pool: ThreadPoolExe
 
 
 def _run_job(job: _Job, report: Callable[[str], None]) -> None:
-    backend = open_backend(job.backend, antialias=job.antialias)
+    backend = open_backend(job.backend, antialias=job.antialias, host=job.host, port=job.port,
+                           timeout=job.timeout)
     scene_seconds = lambda: getattr(backend, "last_scene_seconds", 0.0)  # noqa: E731
     pending: list[Future] = []
     try:
@@ -136,7 +142,12 @@ def _run_job(job: _Job, report: Callable[[str], None]) -> None:
                         for i in job.indices) if job.indices else
                        (load_layout(f) for f in job.files))
             for layout in layouts:
-                pending.append(_render_one(backend, layout, job, pool, scene_seconds))
+                try:
+                    pending.append(_render_one(backend, layout, job, pool, scene_seconds))
+                except LayoutFailed as exc:  # recorded, never silently kept
+                    record_failure(job.out, exc.layout_id, str(exc), exc.differing)
+                    report(exc.layout_id)
+                    continue
                 # Bound the images held in memory: wait while too many are queued.
                 while len(pending) > job.encoder_threads + 1 or (pending and pending[0].done()):
                     report(pending.pop(0).result().name)
@@ -144,6 +155,24 @@ def _run_job(job: _Job, report: Callable[[str], None]) -> None:
                 report(future.result().name)
     finally:
         backend.close()
+
+
+FAILED_FILE = "failed.jsonl"
+
+
+def record_failure(out: Path, layout_id: str, message: str, differing: int) -> None:
+    """Append one line to ``<out>/failed.jsonl`` (a layout is redone on the next run)."""
+    line = json.dumps({"layout_id": layout_id, "differing_pixels": differing,
+                       "message": message}) + "\n"
+    with open(out / FAILED_FILE, "a", encoding="utf-8") as fh:
+        fh.write(line)
+
+
+def read_failures(out: Path) -> list[dict[str, Any]]:
+    path = out / FAILED_FILE
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def _worker_main(job: _Job, queue: Any) -> None:
@@ -206,6 +235,7 @@ def _settings(backend: str, presets: Sequence[WeatherPreset], seed: int | None,
 def generate(out: Path, *, layouts: int, presets: Sequence[WeatherPreset],
              backend: str = "builtin", seed: int = 0, size: tuple[int, int] = (1024, 512),
              fov: float = 90.0, shard: Shard = Shard(), workers: int = 1, antialias: int = 1,
+             host: str = "localhost", port: int = 2000, timeout: float = 20.0,
              progress: bool = True) -> RunSummary:
     """Sample and render ``layouts`` layouts (this shard's share) under every preset.
 
@@ -224,7 +254,8 @@ def generate(out: Path, *, layouts: int, presets: Sequence[WeatherPreset],
     ids = {n: _layout_id(backend, seed, n) for n in numbers}
     remove_stale_temporaries(out, set(ids.values()))
     todo = [n for n in numbers if not is_complete(out / ids[n])]
-    jobs = [_Job(out, backend, tuple(presets), seed, size, fov, indices=part, antialias=antialias)
+    jobs = [_Job(out, backend, tuple(presets), seed, size, fov, indices=part, antialias=antialias,
+                 host=host, port=port, timeout=timeout)
             for part in _split(todo, workers)]
     _execute(jobs, len(numbers), len(numbers) - len(todo), progress)
     return RunSummary(out, backend, tuple(p.name for p in presets), len(numbers), len(todo),
@@ -249,7 +280,8 @@ def find_layout_files(source: Path) -> list[Path]:
 
 def render_layouts(sources: Sequence[Path], out: Path, *, presets: Sequence[WeatherPreset],
                    backend: str = "builtin", shard: Shard = Shard(), workers: int = 1,
-                   antialias: int = 1, progress: bool = True) -> RunSummary:
+                   antialias: int = 1, host: str = "localhost", port: int = 2000,
+                   timeout: float = 20.0, progress: bool = True) -> RunSummary:
     """Replay saved layout files under every preset (resumable like :func:`generate`)."""
     start = time.perf_counter()
     files = [f for s in sources for f in find_layout_files(s)]
@@ -266,7 +298,8 @@ def render_layouts(sources: Sequence[Path], out: Path, *, presets: Sequence[Weat
     mine = [f for i, f in enumerate(files) if i % shard.count == shard.index]
     remove_stale_temporaries(out, {layouts[f].id for f in mine})
     todo = [f for f in mine if not is_complete(out / layouts[f].id)]
-    jobs = [_Job(out, backend, tuple(presets), 0, (0, 0), 0.0, files=part, antialias=antialias)
+    jobs = [_Job(out, backend, tuple(presets), 0, (0, 0), 0.0, files=part, antialias=antialias,
+                 host=host, port=port, timeout=timeout)
             for part in _split(todo, workers)]
     _execute(jobs, len(mine), len(mine) - len(todo), progress)
     return RunSummary(out, backend, tuple(p.name for p in presets), len(mine), len(todo),

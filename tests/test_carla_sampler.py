@@ -29,7 +29,7 @@ def test_sampling_is_deterministic_settled_and_clean(setup):
     client, world, api = setup
     a = _sample(client, api)
     b = _sample(client, api)
-    assert a == b and a.id == "Town10HD_Opt-3-000007" and a.backend == "carla"
+    assert a == b and a.id == "carla-3-000007" and a.map == "Town10HD_Opt" and a.backend == "carla"
     assert a != _sample(client, api, index=8)
     kinds = {x.kind for x in a.actors}
     assert kinds == {"vehicle", "walker"}

@@ -7,7 +7,14 @@ from pathlib import Path
 import click
 
 from generator.backends import BACKEND_CHOICES, choose_backend
-from generator.runner import RunSummary, Shard, default_workers, generate, render_layouts
+from generator.runner import (
+    RunSummary,
+    Shard,
+    default_workers,
+    generate,
+    read_failures,
+    render_layouts,
+)
 
 from ..pack import pack
 from ..schema import parse_split_ratios
@@ -31,6 +38,8 @@ def _common(func):
         click.option("--host", default="localhost", show_default=True, help="CARLA server host."),
         click.option("--port", type=int, default=2000, show_default=True,
                      help="CARLA server RPC port."),
+        click.option("--timeout", type=click.FloatRange(min=1), default=20.0, show_default=True,
+                     help="Seconds for every CARLA client call (map loads need 60+)."),
         click.option("--shard", type=ShardType(), default="0/1", show_default=True,
                      help="Render only shard I of N (0-based): layouts whose number % N == I."),
         click.option("--workers", type=click.IntRange(min=1), default=default_workers(),
@@ -45,6 +54,11 @@ def _common(func):
 
 
 def _report(summary: RunSummary) -> None:
+    failures = read_failures(summary.out)
+    if failures:
+        click.echo(f"{len(failures)} layouts failed (their appearances' tag maps differ; see "
+                   f"{summary.out / 'failed.jsonl'}); they are redone on the next run.",
+                   err=True)
     names = ", ".join(summary.appearances)
     rate = f" ({summary.layouts_per_second:.2f} layouts/s)" if summary.rendered else ""
     click.echo(
@@ -71,7 +85,8 @@ def _report(summary: RunSummary) -> None:
               help="Where to pack [default: dataset.h5, or dataset.shardI-of-N.h5 for a shard].")
 @pack_options
 def generate_cmd(num_layouts: int, seed: int, size: tuple[int, int], fov: float,
-                 weathers, out: Path, backend: str, host: str, port: int, shard: Shard,
+                 weathers, out: Path, backend: str, host: str, port: int, timeout: float,
+                 shard: Shard,
                  workers: int, antialias: int, progress: bool, do_pack: bool,
                  dataset: Path | None, num_classes: str, compression: str, split_ratios: str,
                  pack_workers: int) -> None:
@@ -90,7 +105,7 @@ def generate_cmd(num_layouts: int, seed: int, size: tuple[int, int], fov: float,
     click.echo(reason, err=True)
     summary = generate(out, layouts=num_layouts, presets=weathers, backend=chosen, seed=seed,
                        size=size, fov=fov, shard=shard, workers=workers, antialias=antialias,
-                       progress=progress)
+                       host=host, port=port, timeout=timeout, progress=progress)
     _report(summary)
     if do_pack:
         if dataset is None:
@@ -107,10 +122,12 @@ def generate_cmd(num_layouts: int, seed: int, size: tuple[int, int], fov: float,
               help="Layout file, folder of layout files, or raw folder (repeatable).")
 @_common
 def render_cmd(sources: tuple[Path, ...], weathers, out: Path, backend: str, host: str,
-               port: int, shard: Shard, workers: int, antialias: int, progress: bool) -> None:
+               port: int, timeout: float, shard: Shard, workers: int, antialias: int,
+               progress: bool) -> None:
     """Replay saved layouts under every weather preset into OUT (resumable)."""
     chosen, reason = choose_backend(backend, host=host, port=port)
     click.echo(reason, err=True)
     summary = render_layouts(list(sources), out, presets=weathers, backend=chosen, shard=shard,
-                             workers=workers, antialias=antialias, progress=progress)
+                             workers=workers, antialias=antialias, host=host, port=port,
+                             timeout=timeout, progress=progress)
     _report(summary)

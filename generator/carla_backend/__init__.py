@@ -1,8 +1,7 @@
-"""The CARLA backend (in progress): capture against a real CARLA server.
+"""The CARLA backend: sampling layouts on a CARLA server and replaying them under presets.
 
-Written so far: the synchronous capture session (:mod:`.session`) and the replay of a
-layout under the presets (:mod:`.replay`), tested against an in-repo stand-in of the
-client API. Not yet: sampling layouts on a server, setting the recorded traffic-light
-states, connection handling (version checks, reconnect with back-off), several servers,
-and wiring into ``carla4agt generate --backend carla``.
+:mod:`.backend` (connection, version, reconnect), :mod:`.sampler`, :mod:`.replay` and
+:mod:`.session` (synchronous capture). Tested against an in-repo stand-in of the client API
+(``tests/fake_carla.py``). Not yet: map loading and round-robin, recorded traffic-light
+states, several servers.
 """

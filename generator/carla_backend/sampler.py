@@ -95,7 +95,7 @@ def sample_layout(client: Any, seed: int, index: int, *, width: int, height: int
             client.apply_batch_sync([api.command.DestroyActor(i) for i in ids], False)
     map_name = world.get_map().name.split("/")[-1]
     return Layout(
-        id=f"{map_name}-{seed}-{index:06d}", map=map_name, seed=int(seed),
+        id=f"carla-{seed}-{index:06d}", map=map_name, seed=int(seed),
         camera=CameraSpec(camera, width, height, float(fov)), actors=tuple(actors),
         backend="carla",
         backend_params={"server_version": client.get_server_version(),
