@@ -68,7 +68,7 @@ def choose_backend(name: str, *, host: str = "localhost", port: int = 2000) -> t
 
 
 def open_backend(name: str, *, antialias: int = 1, host: str = "localhost", port: int = 2000,
-                 timeout: float = 20.0) -> Backend:
+                 timeout: float = 20.0, maps: tuple[str, ...] = ()) -> Backend:
     """Create a concrete backend ("builtin" or "carla")."""
     if name == "builtin":
         from .builtin.backend import BuiltinBackend
@@ -77,5 +77,5 @@ def open_backend(name: str, *, antialias: int = 1, host: str = "localhost", port
     if name == "carla":
         from .carla_backend.backend import CarlaBackend
 
-        return CarlaBackend(host, port, timeout=timeout)
+        return CarlaBackend(host, port, timeout=timeout, maps=maps)
     raise UserError(f"Unknown backend {name!r}. Use --backend builtin or carla.")

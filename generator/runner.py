@@ -110,6 +110,7 @@ class _Job:
     host: str = "localhost"  # CARLA server (backend "carla")
     port: int = 2000
     timeout: float = 20.0
+    maps: tuple[str, ...] = ()  # CARLA maps, round-robin by layout number
     encoder_threads: int = 2
 
 
@@ -132,7 +133,7 @@ def _render_one(backend: Backend, layout: Layout, job: _Job, pool: ThreadPoolExe
 
 def _run_job(job: _Job, report: Callable[[str], None]) -> None:
     backend = open_backend(job.backend, antialias=job.antialias, host=job.host, port=job.port,
-                           timeout=job.timeout)
+                           timeout=job.timeout, maps=job.maps)
     scene_seconds = lambda: getattr(backend, "last_scene_seconds", 0.0)  # noqa: E731
     pending: list[Future] = []
     try:
@@ -236,7 +237,7 @@ def generate(out: Path, *, layouts: int, presets: Sequence[WeatherPreset],
              backend: str = "builtin", seed: int = 0, size: tuple[int, int] = (1024, 512),
              fov: float = 90.0, shard: Shard = Shard(), workers: int = 1, antialias: int = 1,
              host: str = "localhost", port: int = 2000, timeout: float = 20.0,
-             progress: bool = True) -> RunSummary:
+             maps: tuple[str, ...] = (), progress: bool = True) -> RunSummary:
     """Sample and render ``layouts`` layouts (this shard's share) under every preset.
 
     Complete layouts already in ``out`` are skipped, so re-running resumes a killed run.
@@ -255,7 +256,7 @@ def generate(out: Path, *, layouts: int, presets: Sequence[WeatherPreset],
     remove_stale_temporaries(out, set(ids.values()))
     todo = [n for n in numbers if not is_complete(out / ids[n])]
     jobs = [_Job(out, backend, tuple(presets), seed, size, fov, indices=part, antialias=antialias,
-                 host=host, port=port, timeout=timeout)
+                 host=host, port=port, timeout=timeout, maps=tuple(maps))
             for part in _split(todo, workers)]
     _execute(jobs, len(numbers), len(numbers) - len(todo), progress)
     return RunSummary(out, backend, tuple(p.name for p in presets), len(numbers), len(todo),

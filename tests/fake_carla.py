@@ -181,6 +181,45 @@ class _Image:
     raw_data: bytes
 
 
+class _ActorList(list):
+    def filter(self, pattern: str) -> list:
+        import fnmatch
+
+        return [a for a in self if fnmatch.fnmatch(a.blueprint.id, pattern)]
+
+
+class _TrafficLight:
+    """A traffic light that cycles its state every tick unless frozen."""
+
+    STATES = ("Red", "Yellow", "Green")
+
+    def __init__(self, world, actor_id: int, opendrive_id: int, location) -> None:
+        import carla
+
+        self.world, self.id, self.opendrive_id = world, actor_id, opendrive_id
+        self.blueprint = _Blueprint("traffic.traffic_light", {"role_name": ""})
+        self.transform = carla.Transform(location)
+        self.state = "Green"
+
+    @property
+    def attributes(self):
+        return self.blueprint.attributes
+
+    def get_transform(self):
+        return self.transform
+
+    def get_opendrive_id(self) -> int:
+        return self.opendrive_id
+
+    def get_state(self):
+        import carla
+
+        return getattr(carla.TrafficLightState, self.state)
+
+    def set_state(self, state) -> None:
+        self.state = str(state).split(".")[-1]
+
+
 class _LightManager:
     def __init__(self, world) -> None:
         self.world = world
@@ -212,6 +251,16 @@ class ReplayWorld(FakeWorld):
         self.street_lights = False
         self.frozen_lights = False
         self.drift = False
+        self.map_name = "Carla/Maps/Town10HD_Opt"
+        self.traffic_lights: list[_TrafficLight] = []
+
+    def add_traffic_light(self, opendrive_id: int, x: float, y: float) -> _TrafficLight:
+        import carla
+
+        light = _TrafficLight(self, 1000 + opendrive_id, opendrive_id,
+                              carla.Location(x=x, y=y, z=0.0))
+        self.traffic_lights.append(light)
+        return light
 
     def get_blueprint_library(self):
         return self.library
@@ -223,11 +272,11 @@ class ReplayWorld(FakeWorld):
 
         points = [carla.Transform(carla.Location(x=10.0 * i, y=3.5 * (i % 3), z=0.3),
                                   carla.Rotation(yaw=0.0)) for i in range(12)]
-        return SimpleNamespace(name="Carla/Maps/Town10HD_Opt",
+        return SimpleNamespace(name=self.map_name,
                                get_spawn_points=lambda: list(reversed(points)))
 
     def get_actors(self):
-        return list(self.actors.values())
+        return _ActorList([*self.actors.values(), *self.traffic_lights])
 
     def get_actor(self, actor_id: int):
         return self.actors[actor_id]
@@ -280,6 +329,9 @@ class ReplayWorld(FakeWorld):
                 z = max(rest, loc.z - 0.2)
                 actor.transform = carla.Transform(carla.Location(x=loc.x, y=loc.y, z=z),
                                                   actor.transform.rotation)
+        if not self.frozen_lights:  # running traffic lights change
+            for light in self.traffic_lights:
+                light.state = light.STATES[(light.STATES.index(light.state) + 1) % 3]
         alt = self.weather.sun_altitude_angle if self.weather is not None else 45.0
         target = 200.0 if alt > 0 else 40.0
         self.exposure += (target - self.exposure) * 0.6  # auto exposure settles over ticks
@@ -333,6 +385,16 @@ class ReplayClient:
     def get_server_version(self) -> str:
         return "0.9.16"
 
+    def load_world(self, name: str):
+        """Like CARLA: a map load reverts the settings to asynchronous mode."""
+        import carla
+
+        self.world.map_name = f"Carla/Maps/{name}"
+        self.world.settings = carla.WorldSettings(synchronous_mode=False)
+        self.world.frozen_lights = False
+        self.world.events.append(f"load {name}")
+        return self.world
+
     def apply_batch_sync(self, commands, do_tick: bool = False) -> list[_Response]:
         self.batches.append(list(commands))
         out = []
@@ -365,4 +427,5 @@ def fake_api(carla_module) -> Any:
     return SimpleNamespace(
         Transform=carla_module.Transform, Location=carla_module.Location,
         Rotation=carla_module.Rotation, VehicleLightState=carla_module.VehicleLightState,
-        LightGroup=carla_module.LightGroup, command=FakeCommands)
+        LightGroup=carla_module.LightGroup, TrafficLightState=carla_module.TrafficLightState,
+        command=FakeCommands)

@@ -47,3 +47,32 @@ def test_sampled_layout_replays(setup):
     assert (captures[0].tags == captures[1].tags).all()
     assert all(not a.attributes["role_name"].startswith(ROLE_PREFIX)
                for a in world.get_actors())
+
+
+def test_traffic_lights_recorded_then_frozen_in_that_state(setup):
+    client, world, api = setup
+    near = world.add_traffic_light(381, 20.0, 3.0)
+    world.add_traffic_light(999, 900.0, 0.0)  # too far from the camera to matter
+    layout = _sample(client, api)
+    assert [t.opendrive_id for t in layout.traffic_lights] == ["381"]
+    recorded = layout.traffic_lights[0].state
+    assert recorded in ("Red", "Yellow", "Green")
+    near.state = "Green" if recorded != "Green" else "Red"  # it kept running since
+    world.frozen_lights = False
+    replay(client, layout, resolve_weathers("noon,night"), api)
+    assert world.frozen_lights and near.state == recorded
+
+
+def test_maps_round_robin_and_settings_after_a_load(setup, carla):
+    from generator.carla_backend.backend import CarlaBackend
+
+    client, world, api = setup
+    client.set_timeout = lambda s: None
+    backend = CarlaBackend(api=api, client_factory=lambda h, p: client,
+                           maps=("Town01", "Town02"), sleep=lambda s: None)
+    first = backend.sample_layout(0, 0, width=64, height=32, fov=90.0)
+    second = backend.sample_layout(0, 1, width=64, height=32, fov=90.0)
+    assert (first.map, second.map) == ("Town01", "Town02")
+    captures = list(backend.render(first, resolve_weathers("noon")))  # loads Town01 again
+    assert captures and world.events.count("load Town01") == 2
+    assert world.settings.synchronous_mode is False  # restored to what the load left

@@ -78,6 +78,8 @@ def _report(summary: RunSummary) -> None:
               help="Image size WIDTHxHEIGHT, 2:1.")
 @click.option("--fov", type=click.FloatRange(1, 179), default=90.0, show_default=True,
               help="Horizontal field of view in degrees.")
+@click.option("--map", "maps", multiple=True,
+              help="CARLA map to sample on (repeat for several, used round-robin).")
 @_common
 @click.option("--pack/--no-pack", "do_pack", default=True, show_default=True,
               help="Pack this run's layouts into an HDF5 dataset at the end.")
@@ -85,9 +87,8 @@ def _report(summary: RunSummary) -> None:
               help="Where to pack [default: dataset.h5, or dataset.shardI-of-N.h5 for a shard].")
 @pack_options
 def generate_cmd(num_layouts: int, seed: int, size: tuple[int, int], fov: float,
-                 weathers, out: Path, backend: str, host: str, port: int, timeout: float,
-                 shard: Shard,
-                 workers: int, antialias: int, progress: bool, do_pack: bool,
+                 maps: tuple[str, ...], weathers, out: Path, backend: str, host: str, port: int,
+                 timeout: float, shard: Shard, workers: int, antialias: int, progress: bool, do_pack: bool,
                  dataset: Path | None, num_classes: str, compression: str, split_ratios: str,
                  pack_workers: int) -> None:
     """Sample --layouts N layouts and render each under every weather preset into --out.
@@ -105,7 +106,7 @@ def generate_cmd(num_layouts: int, seed: int, size: tuple[int, int], fov: float,
     click.echo(reason, err=True)
     summary = generate(out, layouts=num_layouts, presets=weathers, backend=chosen, seed=seed,
                        size=size, fov=fov, shard=shard, workers=workers, antialias=antialias,
-                       host=host, port=port, timeout=timeout, progress=progress)
+                       host=host, port=port, timeout=timeout, maps=maps, progress=progress)
     _report(summary)
     if do_pack:
         if dataset is None:

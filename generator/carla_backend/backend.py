@@ -27,6 +27,7 @@ class CarlaBackend:
         timeout: seconds for every client call (map loads need 60 or more).
         retries: attempts per layout when the server stops answering; between attempts
             the client reconnects after ``backoff`` x 2^attempt seconds.
+        maps: maps to sample on, round-robin by layout number (default: the loaded map).
         api, client_factory: the ``carla`` module and ``carla.Client`` (tests pass
             stand-ins).
     """
@@ -35,10 +36,12 @@ class CarlaBackend:
 
     def __init__(self, host: str = "localhost", port: int = 2000, *, timeout: float = 20.0,
                  retries: int = 3, backoff: float = 2.0, options: ReplayOptions | None = None,
-                 api: Any = None, client_factory: Callable[[str, int], Any] | None = None,
+                 maps: Sequence[str] = (), api: Any = None,
+                 client_factory: Callable[[str, int], Any] | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.host, self.port, self.timeout = host, port, timeout
         self.retries, self.backoff = retries, backoff
+        self.maps = tuple(maps)  # layout i is sampled on maps[i % len(maps)]
         self.options = options or ReplayOptions()
         self.api = api if api is not None else import_carla()
         self._factory = client_factory or self.api.Client
@@ -100,6 +103,7 @@ class CarlaBackend:
                       fov: float) -> Layout:
         return self._retrying(f"Sampling layout {index}", lambda client: sample_layout(
             client, seed, index, width=width, height=height, fov=fov, api=self.api,
+            map_name=self.maps[index % len(self.maps)] if self.maps else "",
             fixed_delta=self.options.fixed_delta, frame_timeout=self.options.frame_timeout))
 
     def render(self, layout: Layout, presets: Sequence[WeatherPreset]) -> Iterator[Capture]:

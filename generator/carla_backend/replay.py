@@ -78,6 +78,36 @@ def _preview(image: Any) -> np.ndarray:
     return bgra[::4, ::4, :3].astype(np.int16)
 
 
+def ensure_map(client: Any, name: str) -> Any:
+    """The world, with map ``name`` loaded if another one is (settings revert on a load;
+    the capture session sets synchronous mode again for each layout)."""
+    world = client.get_world()
+    if name and world.get_map().name.split("/")[-1] != name:
+        world = client.load_world(name)
+    return world
+
+
+def set_traffic_lights(world: Any, layout: Layout, api: Any) -> int:
+    """Freeze every traffic light and give the recorded ones their state; lights are
+    matched by OpenDRIVE id, else by location (within a metre). Returns how many matched."""
+    world.freeze_all_traffic_lights(True)
+    lights = list(world.get_actors().filter("traffic.traffic_light*"))
+    matched = 0
+    for spec in layout.traffic_lights:
+        for light in lights:
+            same = (spec.opendrive_id is not None
+                    and str(light.get_opendrive_id()) == spec.opendrive_id)
+            if not same and spec.location is not None:
+                loc = light.get_transform().location
+                same = ((loc.x - spec.location[0]) ** 2 + (loc.y - spec.location[1]) ** 2
+                        + (loc.z - spec.location[2]) ** 2) < 1.0
+            if same:
+                light.set_state(getattr(api.TrafficLightState, spec.state))
+                matched += 1
+                break
+    return matched
+
+
 def sweep_leftovers(client: Any, world: Any, api: Any) -> int:
     """Destroy actors a crashed earlier run left behind (only ours, by role name)."""
     ids = [a.id for a in world.get_actors()
@@ -179,13 +209,13 @@ def _destroy(client: Any, api: Any, ids: list[int]) -> None:
 def replay_once(client: Any, layout: Layout, presets: Sequence[WeatherPreset], api: Any,
                 options: ReplayOptions) -> list[Capture]:
     """One attempt: spawn, capture every preset, destroy. Raises nothing on mismatch."""
-    world = client.get_world()
+    world = ensure_map(client, layout.map)
     sweep_leftovers(client, world, api)
     ids: list[int] = []
     try:
         ids = spawn_layout(client, world, layout, api)
         vehicle_ids = [i for i, a in zip(ids, layout.actors, strict=True) if a.kind == "vehicle"]
-        world.freeze_all_traffic_lights(True)
+        set_traffic_lights(world, layout, api)
         # Camera attributes are fixed at spawn: those of the first preset (motion blur off
         # in every preset). Per-preset exposure settings would need a respawned camera.
         rgb_cam, sem_cam = _spawn_cameras(world, layout, api,

@@ -10,8 +10,15 @@ import numpy as np
 
 from carla4agt_data.errors import UserError
 
-from ..layout import ActorSpec, CameraSpec, Layout, Transform
-from .replay import ROLE_PREFIX, SPAWN_LIFT
+from ..layout import (
+    TRAFFIC_LIGHT_STATES,
+    ActorSpec,
+    CameraSpec,
+    Layout,
+    TrafficLightSpec,
+    Transform,
+)
+from .replay import ROLE_PREFIX, SPAWN_LIFT, ensure_map
 from .session import SyncSession
 
 
@@ -25,12 +32,28 @@ def _key(t: Any) -> tuple[float, float, float]:
     return (round(t.location.x, 2), round(t.location.y, 2), round(t.location.z, 2))
 
 
+def _traffic_lights(world: Any, near: Any, radius: float = 100.0) -> tuple[TrafficLightSpec, ...]:
+    """States of the traffic lights within ``radius`` metres, by OpenDRIVE id and location."""
+    out = []
+    for light in world.get_actors().filter("traffic.traffic_light*"):
+        loc = light.get_transform().location
+        if (loc.x - near.x) ** 2 + (loc.y - near.y) ** 2 > radius ** 2:
+            continue
+        state = str(light.get_state()).split(".")[-1]
+        out.append(TrafficLightSpec(state if state in TRAFFIC_LIGHT_STATES else "Unknown",
+                                    opendrive_id=str(light.get_opendrive_id()),
+                                    location=(round(loc.x, 3), round(loc.y, 3),
+                                              round(loc.z, 3))))
+    return tuple(sorted(out, key=lambda t: (t.opendrive_id or "", t.location)))
+
+
 def sample_layout(client: Any, seed: int, index: int, *, width: int, height: int, fov: float,
-                  api: Any, vehicles: tuple[int, int] = (4, 12), walkers: tuple[int, int] = (2, 8),
+                  api: Any, map_name: str = "", vehicles: tuple[int, int] = (4, 12),
+                  walkers: tuple[int, int] = (2, 8),
                   settle_ticks: int = 40, fixed_delta: float = 0.05,
                   frame_timeout: float = 10.0) -> Layout:
     """Spawn a random scene around a random spawn point, let it settle, record it, clean up."""
-    world = client.get_world()
+    world = ensure_map(client, map_name)
     rng = np.random.default_rng([seed, index])
     points = sorted(world.get_map().get_spawn_points(), key=_key)
     if len(points) < 2:
@@ -90,6 +113,7 @@ def sample_layout(client: Any, seed: int, index: int, *, width: int, height: int
         for actor_id, (kind, name, bp_id, color) in spawned:
             actor = world.get_actor(actor_id)
             actors.append(ActorSpec(name, kind, bp_id, _pose(actor.get_transform()), color))
+        lights = _traffic_lights(world, loc)
     finally:
         if ids:
             client.apply_batch_sync([api.command.DestroyActor(i) for i in ids], False)
@@ -97,7 +121,7 @@ def sample_layout(client: Any, seed: int, index: int, *, width: int, height: int
     return Layout(
         id=f"carla-{seed}-{index:06d}", map=map_name, seed=int(seed),
         camera=CameraSpec(camera, width, height, float(fov)), actors=tuple(actors),
-        backend="carla",
+        traffic_lights=lights, backend="carla",
         backend_params={"server_version": client.get_server_version(),
                         "settle_ticks": settle_ticks, "spawned": len(ids),
                         "requested": len(specs)})
