@@ -88,7 +88,8 @@ def _report(summary: RunSummary) -> None:
 @pack_options
 def generate_cmd(num_layouts: int, seed: int, size: tuple[int, int], fov: float,
                  maps: tuple[str, ...], weathers, out: Path, backend: str, host: str, port: int,
-                 timeout: float, shard: Shard, workers: int, antialias: int, progress: bool, do_pack: bool,
+                 timeout: float, shard: Shard, workers: int, antialias: int, progress: bool,
+                 do_pack: bool,
                  dataset: Path | None, num_classes: str, compression: str, split_ratios: str,
                  pack_workers: int) -> None:
     """Sample --layouts N layouts and render each under every weather preset into --out.
