@@ -8,6 +8,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import multiprocessing as mp
@@ -62,6 +63,14 @@ def parse_shard(text: str) -> Shard:
     if not match:
         raise UserError(f"Invalid shard {text!r}: use I/N, for example 0/4.")
     return Shard(int(match[1]), int(match[2]))
+
+
+def parse_server(text: str) -> tuple[str, int]:
+    """``"host:port"`` -> ``("host", port)``."""
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UserError(f"Invalid server {text!r}: use HOST:PORT, for example localhost:2000.")
+    return host, int(port)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -223,6 +232,16 @@ def _split(items: Sequence[Any], workers: int) -> list[tuple[Any, ...]]:
     return [tuple(items[k::workers]) for k in range(workers) if items[k::workers]]
 
 
+def plan_jobs(template: _Job, todo: Sequence[int], workers: int,
+              servers: Sequence[tuple[str, int]] = ()) -> list[_Job]:
+    """Deal the layouts to workers: one per CARLA server when several are given (each a
+    process of its own), else ``workers`` processes."""
+    if servers:
+        return [dataclasses.replace(template, indices=part, host=host, port=port)
+                for (host, port), part in zip(servers, _split(todo, len(servers)), strict=False)]
+    return [dataclasses.replace(template, indices=part) for part in _split(todo, workers)]
+
+
 def _settings(backend: str, presets: Sequence[WeatherPreset], seed: int | None,
               size: tuple[int, int] | None, fov: float | None) -> dict[str, Any]:
     digest = hashlib.sha256("".join(p.to_yaml() for p in presets).encode()).hexdigest()[:16]
@@ -237,7 +256,8 @@ def generate(out: Path, *, layouts: int, presets: Sequence[WeatherPreset],
              backend: str = "builtin", seed: int = 0, size: tuple[int, int] = (1024, 512),
              fov: float = 90.0, shard: Shard = Shard(), workers: int = 1, antialias: int = 1,
              host: str = "localhost", port: int = 2000, timeout: float = 20.0,
-             maps: tuple[str, ...] = (), progress: bool = True) -> RunSummary:
+             maps: tuple[str, ...] = (), servers: Sequence[tuple[str, int]] = (),
+             progress: bool = True) -> RunSummary:
     """Sample and render ``layouts`` layouts (this shard's share) under every preset.
 
     Complete layouts already in ``out`` are skipped, so re-running resumes a killed run.
@@ -255,10 +275,10 @@ def generate(out: Path, *, layouts: int, presets: Sequence[WeatherPreset],
     ids = {n: _layout_id(backend, seed, n) for n in numbers}
     remove_stale_temporaries(out, set(ids.values()))
     todo = [n for n in numbers if not is_complete(out / ids[n])]
-    jobs = [_Job(out, backend, tuple(presets), seed, size, fov, indices=part, antialias=antialias,
-                 host=host, port=port, timeout=timeout, maps=tuple(maps))
-            for part in _split(todo, workers)]
-    _execute(jobs, len(numbers), len(numbers) - len(todo), progress)
+    template = _Job(out, backend, tuple(presets), seed, size, fov, antialias=antialias, host=host,
+                    port=port, timeout=timeout, maps=tuple(maps))
+    _execute(plan_jobs(template, todo, workers, servers), len(numbers),
+             len(numbers) - len(todo), progress)
     return RunSummary(out, backend, tuple(p.name for p in presets), len(numbers), len(todo),
                       len(numbers) - len(todo), time.perf_counter() - start,
                       tuple(ids[n] for n in numbers))

@@ -103,3 +103,18 @@ def test_failed_layouts_are_recorded_not_kept(carla, tmp_path, monkeypatch):
     failures = runner.read_failures(tmp_path)
     assert [f["layout_id"] for f in failures] == ["carla-0-000000", "carla-0-000001"]
     assert all(f["differing_pixels"] > 0 for f in failures)
+
+
+def test_layouts_are_dealt_to_servers():
+    from pathlib import Path
+
+    template = runner._Job(Path("raw"), "carla", (), 0, (64, 32), 90.0)
+    jobs = runner.plan_jobs(template, list(range(7)), workers=4,
+                            servers=[("a", 2000), ("b", 2003)])
+    assert [(j.host, j.port) for j in jobs] == [("a", 2000), ("b", 2003)]
+    assert sorted(i for j in jobs for i in j.indices) == list(range(7))
+    assert set(jobs[0].indices).isdisjoint(jobs[1].indices)
+    assert len(runner.plan_jobs(template, list(range(7)), workers=3)) == 3
+    assert runner.parse_server("10.0.0.5:2000") == ("10.0.0.5", 2000)
+    with pytest.raises(UserError, match="HOST:PORT"):
+        runner.parse_server("localhost")

@@ -19,7 +19,7 @@ from generator.runner import (
 from ..pack import pack
 from ..schema import parse_split_ratios
 from .pack import pack_options, report_pack
-from .params import ShardType, SizeType, WeathersType
+from .params import ServerType, ShardType, SizeType, WeathersType
 
 _BACKEND_NAMES = {"builtin": "the built-in procedural renderer (not CARLA)", "carla": "CARLA"}
 
@@ -80,6 +80,8 @@ def _report(summary: RunSummary) -> None:
               help="Horizontal field of view in degrees.")
 @click.option("--map", "maps", multiple=True,
               help="CARLA map to sample on (repeat for several, used round-robin).")
+@click.option("--server", "servers", multiple=True, type=ServerType(),
+              help="CARLA server HOST:PORT; repeat for several (one render process each).")
 @_common
 @click.option("--pack/--no-pack", "do_pack", default=True, show_default=True,
               help="Pack this run's layouts into an HDF5 dataset at the end.")
@@ -87,9 +89,9 @@ def _report(summary: RunSummary) -> None:
               help="Where to pack [default: dataset.h5, or dataset.shardI-of-N.h5 for a shard].")
 @pack_options
 def generate_cmd(num_layouts: int, seed: int, size: tuple[int, int], fov: float,
-                 maps: tuple[str, ...], weathers, out: Path, backend: str, host: str, port: int,
-                 timeout: float, shard: Shard, workers: int, antialias: int, progress: bool,
-                 do_pack: bool,
+                 maps: tuple[str, ...], servers: tuple[tuple[str, int], ...], weathers,
+                 out: Path, backend: str, host: str, port: int, timeout: float, shard: Shard,
+                 workers: int, antialias: int, progress: bool, do_pack: bool,
                  dataset: Path | None, num_classes: str, compression: str, split_ratios: str,
                  pack_workers: int) -> None:
     """Sample --layouts N layouts and render each under every weather preset into --out.
@@ -100,6 +102,8 @@ def generate_cmd(num_layouts: int, seed: int, size: tuple[int, int], fov: float,
     the layouts are packed into an HDF5 dataset (--no-pack to skip).
     """
     ratios = parse_split_ratios(split_ratios)
+    if servers:  # the first server also decides --backend auto
+        (host, port), backend = servers[0], ("carla" if backend == "auto" else backend)
     if num_layouts < 1:
         raise click.BadParameter(f"must be at least 1, got {num_layouts}.",
                                  param_hint="'--layouts'")
@@ -107,7 +111,8 @@ def generate_cmd(num_layouts: int, seed: int, size: tuple[int, int], fov: float,
     click.echo(reason, err=True)
     summary = generate(out, layouts=num_layouts, presets=weathers, backend=chosen, seed=seed,
                        size=size, fov=fov, shard=shard, workers=workers, antialias=antialias,
-                       host=host, port=port, timeout=timeout, maps=maps, progress=progress)
+                       host=host, port=port, timeout=timeout, maps=maps, servers=servers,
+                       progress=progress)
     _report(summary)
     if do_pack:
         if dataset is None:

@@ -46,6 +46,15 @@ class SizeType(_Parsed):
         return parse_size(value)
 
 
+class ServerType(_Parsed):
+    name = "HOST:PORT"
+
+    def parse(self, value: str):
+        from generator.runner import parse_server
+
+        return parse_server(value)
+
+
 class ShardType(_Parsed):
     name = "I/N"
 
