@@ -24,6 +24,7 @@ from typing import Any
 from tqdm import tqdm
 
 from carla4agt_data.errors import UserError
+from carla4agt_data.fileio import write_atomic
 from carla4agt_data.raw import (
     LAYOUT_FILE,
     check_run_settings,
@@ -33,7 +34,7 @@ from carla4agt_data.raw import (
 )
 
 from .backends import Backend, open_backend
-from .carla_backend.replay import LayoutFailed
+from .carla_backend.replay import LayoutFailed, LayoutUnavailable
 from .layout import Layout, check_layout_id, load_layout
 from .weather import WeatherPreset
 
@@ -97,6 +98,7 @@ class RunSummary:
     skipped: int  # already complete
     seconds: float
     layout_ids: tuple[str, ...] = ()  # every layout of this shard, in order
+    failed: int = 0  # recorded in failed.jsonl by this run (with their reasons)
 
     @property
     def layouts_per_second(self) -> float:
@@ -145,18 +147,25 @@ def _run_job(job: _Job, report: Callable[[str], None]) -> None:
                            timeout=job.timeout, maps=job.maps)
     scene_seconds = lambda: getattr(backend, "last_scene_seconds", 0.0)  # noqa: E731
     pending: list[Future] = []
+
+    def fail(layout_id: str, exc: Exception) -> None:  # recorded, never silently kept
+        record_failure(job.out, layout_id, str(exc), getattr(exc, "differing", 0))
+        report(layout_id)
+
     try:
         with ThreadPoolExecutor(job.encoder_threads) as pool:
-            layouts = ((backend.sample_layout(job.seed, i, width=job.size[0],
-                                              height=job.size[1], fov=job.fov)
-                        for i in job.indices) if job.indices else
-                       (load_layout(f) for f in job.files))
-            for layout in layouts:
+            todo = job.indices or job.files
+            for item in todo:
+                layout_id = (_layout_id(job.backend, job.seed, item) if job.indices
+                             else str(item))
                 try:
+                    layout = (backend.sample_layout(job.seed, item, width=job.size[0],
+                                                    height=job.size[1], fov=job.fov)
+                              if job.indices else load_layout(item))
+                    layout_id = layout.id
                     pending.append(_render_one(backend, layout, job, pool, scene_seconds))
-                except LayoutFailed as exc:  # recorded, never silently kept
-                    record_failure(job.out, exc.layout_id, str(exc), exc.differing)
-                    report(exc.layout_id)
+                except (LayoutFailed, LayoutUnavailable) as exc:
+                    fail(layout_id, exc)
                     continue
                 # Bound the images held in memory: wait while too many are queued.
                 while len(pending) > job.encoder_threads + 1 or (pending and pending[0].done()):
@@ -183,6 +192,13 @@ def read_failures(out: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def forget_failures(out: Path, layout_ids: set[str]) -> None:
+    """Drop the failure records of layouts about to be tried again."""
+    kept = [f for f in read_failures(out) if f["layout_id"] not in layout_ids]
+    if (out / FAILED_FILE).is_file():
+        write_atomic(out / FAILED_FILE, "".join(json.dumps(f) + "\n" for f in kept))
 
 
 def _worker_main(job: _Job, queue: Any) -> None:
@@ -275,13 +291,16 @@ def generate(out: Path, *, layouts: int, presets: Sequence[WeatherPreset],
     ids = {n: _layout_id(backend, seed, n) for n in numbers}
     remove_stale_temporaries(out, set(ids.values()))
     todo = [n for n in numbers if not is_complete(out / ids[n])]
+    forget_failures(out, {ids[n] for n in todo})
     template = _Job(out, backend, tuple(presets), seed, size, fov, antialias=antialias, host=host,
                     port=port, timeout=timeout, maps=tuple(maps))
     _execute(plan_jobs(template, todo, workers, servers), len(numbers),
              len(numbers) - len(todo), progress)
-    return RunSummary(out, backend, tuple(p.name for p in presets), len(numbers), len(todo),
-                      len(numbers) - len(todo), time.perf_counter() - start,
-                      tuple(ids[n] for n in numbers))
+    tried = {ids[n] for n in todo}
+    failed = len({f["layout_id"] for f in read_failures(out) if f["layout_id"] in tried})
+    return RunSummary(out, backend, tuple(p.name for p in presets), len(numbers),
+                      len(todo) - failed, len(numbers) - len(todo),
+                      time.perf_counter() - start, tuple(ids[n] for n in numbers), failed)
 
 
 def find_layout_files(source: Path) -> list[Path]:

@@ -12,6 +12,7 @@ from carla4agt_data.pack import pack
 from carla4agt_data.raw import complete_layouts
 from generator import runner
 from generator.carla_backend.backend import CarlaBackend
+from generator.carla_backend.replay import LayoutUnavailable
 from generator.weather import resolve_weathers
 
 from .fake_carla import ReplayClient, ReplayWorld, fake_api
@@ -71,7 +72,7 @@ def test_reconnect_and_redo_the_layout(carla):
     assert backend.reconnects == 1 and factory.connections == 2
     assert factory.world.actors == {} and factory.world.settings.synchronous_mode is False
     factory.fail_ticks = 10
-    with pytest.raises(UserError, match="failed 3 times"):
+    with pytest.raises(LayoutUnavailable, match="failed 3 times"):
         list(backend.render(layout, resolve_weathers("noon")))
 
 
@@ -118,3 +119,34 @@ def test_layouts_are_dealt_to_servers():
     assert runner.parse_server("10.0.0.5:2000") == ("10.0.0.5", 2000)
     with pytest.raises(UserError, match="HOST:PORT"):
         runner.parse_server("localhost")
+
+
+def test_a_layout_the_server_keeps_failing_is_recorded_and_the_run_goes_on(carla, tmp_path,
+                                                                          monkeypatch):
+    factory = Factory(carla)
+    backend = _backend(carla, factory)
+    monkeypatch.setattr(runner, "open_backend", lambda name, **kw: backend)
+    real_replay = backend.render
+
+    def flaky(layout, presets):
+        if layout.id == "carla-0-000001":
+            factory.fail_ticks = 100  # this layout: the server stops answering every time
+        try:
+            yield from real_replay(layout, presets)
+        finally:
+            factory.fail_ticks = 0
+
+    backend.render = flaky
+    summary = runner.generate(tmp_path, layouts=3, presets=resolve_weathers("noon"),
+                              backend="carla", size=(64, 32), progress=False)
+    assert [f.name for f in complete_layouts(tmp_path)] == ["carla-0-000000", "carla-0-000002"]
+    failures = runner.read_failures(tmp_path)
+    assert [f["layout_id"] for f in failures] == ["carla-0-000001"]
+    assert "failed 3 times" in failures[0]["message"]
+    # the next run retries it, and forgets the old failure when it succeeds
+    backend.render = real_replay
+    again = runner.generate(tmp_path, layouts=3, presets=resolve_weathers("noon"),
+                            backend="carla", size=(64, 32), progress=False)
+    assert (again.rendered, again.skipped, again.failed) == (1, 2, 0)
+    assert runner.read_failures(tmp_path) == []
+    assert (summary.total, summary.rendered, summary.failed) == (3, 2, 1)

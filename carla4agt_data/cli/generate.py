@@ -54,17 +54,18 @@ def _common(func):
 
 
 def _report(summary: RunSummary) -> None:
-    failures = read_failures(summary.out)
-    if failures:
-        click.echo(f"{len(failures)} layouts failed (their appearances' tag maps differ; see "
-                   f"{summary.out / 'failed.jsonl'}); they are redone on the next run.",
+    if summary.failed:
+        reasons = {f["layout_id"]: f["message"] for f in read_failures(summary.out)}
+        first = next(iter(reasons.items()))
+        click.echo(f"{summary.failed} layouts failed; each is in {summary.out / 'failed.jsonl'} "
+                   f"with its reason (first: {first[1]}). The next run tries them again.",
                    err=True)
     names = ", ".join(summary.appearances)
     rate = f" ({summary.layouts_per_second:.2f} layouts/s)" if summary.rendered else ""
     click.echo(
         f"Rendered {summary.rendered} layouts x {len(summary.appearances)} appearances ({names}) "
         f"with {_BACKEND_NAMES[summary.backend]} into {summary.out} in {summary.seconds:.1f} s"
-        f"{rate}; {summary.skipped} were already complete. "
+        f"{rate}; {summary.skipped} were already complete, {summary.failed} failed. "
         f"Shard total: {summary.total} layouts."
     )
 

@@ -14,7 +14,7 @@ from carla4agt_data.taxonomy import carla_tag_table, tag_table_name
 
 from ..layout import Layout
 from ..weather import WeatherPreset, import_carla
-from .replay import ReplayOptions, replay
+from .replay import LayoutUnavailable, ReplayOptions, replay
 from .sampler import sample_layout
 from .session import CaptureTimeout
 
@@ -85,16 +85,17 @@ class CarlaBackend:
         self._client_or_connect()
         return {"carla_server": self.server_version, "carla_client": client_version}
 
-    def _retrying(self, what: str, fn: Callable[[Any], Any]) -> Any:
+    def _retrying(self, what: str, fn: Callable[[Any], Any], layout_id: str = "") -> Any:
         for attempt in range(self.retries):
             try:
                 return fn(self._client_or_connect())
             except (RuntimeError, CaptureTimeout) as exc:  # CARLA's time-outs are RuntimeError
                 self._client = None
                 if attempt + 1 == self.retries:
-                    raise UserError(f"{what}: the CARLA server at {self.host}:{self.port} failed "
-                                    f"{self.retries} times ({exc}). Check the server and run the "
-                                    "same command again: finished layouts are kept.") from None
+                    raise LayoutUnavailable(
+                        layout_id, f"{what}: the CARLA server at {self.host}:{self.port} failed "
+                        f"{self.retries} times ({exc}). Check the server and run the same "
+                        "command again: finished layouts are kept.") from None
                 self.reconnects += 1
                 self._sleep(self.backoff * 2 ** attempt)
         raise AssertionError("unreachable")
@@ -104,14 +105,15 @@ class CarlaBackend:
         return self._retrying(f"Sampling layout {index}", lambda client: sample_layout(
             client, seed, index, width=width, height=height, fov=fov, api=self.api,
             map_name=self.maps[index % len(self.maps)] if self.maps else "",
-            fixed_delta=self.options.fixed_delta, frame_timeout=self.options.frame_timeout))
+            fixed_delta=self.options.fixed_delta, frame_timeout=self.options.frame_timeout),
+            layout_id=f"carla-{seed}-{index:06d}")
 
     def render(self, layout: Layout, presets: Sequence[WeatherPreset]) -> Iterator[Capture]:
         if layout.backend != "carla":
             raise UserError(f"Layout {layout.id} was sampled for the {layout.backend!r} backend; "
                             "the CARLA backend replays only CARLA layouts.")
         yield from self._retrying(f"Layout {layout.id}", lambda client: replay(
-            client, layout, presets, self.api, self.options))
+            client, layout, presets, self.api, self.options), layout_id=layout.id)
 
     def close(self) -> None:
         self._client = None

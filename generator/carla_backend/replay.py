@@ -35,6 +35,14 @@ class SpawnError(UserError):
     """Actors of a layout could not be spawned."""
 
 
+class LayoutUnavailable(UserError):
+    """The server failed on one layout as many times as allowed; the run goes on."""
+
+    def __init__(self, layout_id: str, reason: str) -> None:
+        self.layout_id = layout_id
+        super().__init__(reason)
+
+
 class LayoutFailed(UserError):
     """A layout's appearances do not share one tag map (after a retry)."""
 
