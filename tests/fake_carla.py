@@ -154,6 +154,15 @@ class _Actor:
     def get_transform(self):
         return self.transform
 
+    def get_light_state(self):
+        import carla
+
+        if self.light_state is not None:
+            return self.light_state
+        # parked-looking vehicles show their position lights, as after a server's autopilot
+        return carla.VehicleLightState.Position if self.blueprint.id.startswith(
+            "vehicle.") else carla.VehicleLightState.NONE
+
 
 class _Camera(_Actor):
     def __init__(self, world, actor_id, blueprint, transform) -> None:

@@ -33,6 +33,8 @@ def test_sampling_is_deterministic_settled_and_clean(setup):
     assert a != _sample(client, api, index=8)
     kinds = {x.kind for x in a.actors}
     assert kinds == {"vehicle", "walker"}
+    assert all(x.light_state == (("Position",) if x.kind == "vehicle" else ())
+               for x in a.actors)
     for actor in a.actors:  # settled: at rest on the ground, not at the raised spawn height
         assert actor.transform.z == pytest.approx(0.95 if actor.kind == "walker" else 0.0)
     assert 1.5 <= a.camera.transform.z - 0.3 <= 2.5

@@ -18,6 +18,7 @@ from ..layout import (
     TrafficLightSpec,
     Transform,
 )
+from ..weather import VEHICLE_LIGHT_FLAGS
 from .replay import ROLE_PREFIX, SPAWN_LIFT, ensure_map
 from .session import SyncSession
 
@@ -112,8 +113,14 @@ def sample_layout(client: Any, seed: int, index: int, *, width: int, height: int
         actors = []
         for actor_id, (kind, name, bp_id, color) in spawned:
             actor = world.get_actor(actor_id)
-            actors.append(ActorSpec(name, kind, bp_id, _pose(actor.get_transform()), color))
-        lights = _traffic_lights(world, loc)
+            lights: tuple[str, ...] = ()
+            if kind == "vehicle":
+                state = int(actor.get_light_state())
+                lights = tuple(f for f in VEHICLE_LIGHT_FLAGS
+                               if state & int(getattr(api.VehicleLightState, f)))
+            actors.append(ActorSpec(name, kind, bp_id, _pose(actor.get_transform()), color,
+                                    lights))
+        traffic = _traffic_lights(world, loc)
     finally:
         if ids:
             client.apply_batch_sync([api.command.DestroyActor(i) for i in ids], False)
@@ -121,7 +128,7 @@ def sample_layout(client: Any, seed: int, index: int, *, width: int, height: int
     return Layout(
         id=f"carla-{seed}-{index:06d}", map=map_name, seed=int(seed),
         camera=CameraSpec(camera, width, height, float(fov)), actors=tuple(actors),
-        traffic_lights=lights, backend="carla",
+        traffic_lights=traffic, backend="carla",
         backend_params={"server_version": client.get_server_version(),
                         "settle_ticks": settle_ticks, "spawned": len(ids),
                         "requested": len(specs)})
