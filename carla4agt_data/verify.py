@@ -17,6 +17,7 @@ Checks, each reported per layout:
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import multiprocessing as mp
@@ -290,15 +291,10 @@ def _verify_h5_layout(path: Path, index: int) -> LayoutResult:
     return LayoutResult(lid, checked, findings, present)
 
 
-_WORKER_DATASETS: dict[str, Any] = {}
-
-
+@functools.lru_cache(maxsize=4)
 def _worker_dataset(path: Path):
-    """One open reader per worker process and file (process-local cache)."""
-    key = str(path)
-    if key not in _WORKER_DATASETS:
-        _WORKER_DATASETS[key] = open_dataset(path)
-    return _WORKER_DATASETS[key]
+    """One open reader per worker process and file (the cache lives in each process)."""
+    return open_dataset(path)
 
 
 # --- driver ----------------------------------------------------------------------------
