@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--modes", default="baseline,aligned")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args()
-    cli = [sys.executable, "-m", "carla4agt_data.cli"]
+    cli = [sys.executable, "-m", "carla4agt"]
     results = {}
     for mode in args.modes.split(","):
         for seed in args.seeds.split(","):

@@ -26,7 +26,7 @@ _PEAK = ("import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=T
 
 def run(layouts: int, workers: int, out: Path) -> tuple[float, int]:
     """Seconds and peak RSS (KiB, the largest process) of one generate run."""
-    cmd = [sys.executable, "-c", _PEAK, sys.executable, "-m", "carla4agt_data.cli", "generate",
+    cmd = [sys.executable, "-c", _PEAK, sys.executable, "-m", "carla4agt", "generate",
            "--layouts", str(layouts), "--weathers", "all", "--size", "1024x512", "--out",
            str(out), "--workers", str(workers), "--backend", "builtin", "--no-progress"]
     start = time.perf_counter()

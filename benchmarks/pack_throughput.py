@@ -52,7 +52,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for comp in args.compression.split(","):
             out = Path(tmp) / f"{comp}.h5"
-            seconds = timed([sys.executable, "-m", "carla4agt_data.cli", "pack", str(args.raw),
+            seconds = timed([sys.executable, "-m", "carla4agt", "pack", str(args.raw),
                               "-o", str(out), "--compression", comp, "--pack-workers",
                               str(args.workers), "--no-progress"])
             size = out.stat().st_size

@@ -47,7 +47,7 @@ def main() -> None:
     n = len(open_dataset(args.dataset))
     limit = timed([sys.executable, __file__, str(args.dataset), "--read-only",
                     "--workers", str(args.workers)])
-    verify = timed([sys.executable, "-m", "carla4agt_data.cli", "verify", str(args.dataset),
+    verify = timed([sys.executable, "-m", "carla4agt", "verify", str(args.dataset),
                      "--workers", str(args.workers), "--no-progress"])
     print(f"{n} layouts, {args.workers} processes: read+decode only {n / limit:.1f} layouts/s, "
           f"verify {n / verify:.1f} layouts/s, ratio {limit / verify:.2f}")

@@ -23,7 +23,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("carla-smoke"))
     parser.add_argument("--timeout", default="60")
     args = parser.parse_args()
-    cli = [sys.executable, "-m", "carla4agt_data.cli"]
+    cli = [sys.executable, "-m", "carla4agt"]
     steps = [
         [*cli, "generate", "--layouts", "3", "--weathers", "all", "--backend", "carla",
          "--host", args.host, "--port", args.port, "--timeout", args.timeout, "--workers", "1",

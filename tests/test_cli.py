@@ -7,7 +7,7 @@ import yaml
 from click.testing import CliRunner
 
 from carla4agt_data import __version__
-from carla4agt_data.cli import cli
+from carla4agt.cli import cli
 from generator.weather import presets_dir
 
 from .test_layout import make_layout
@@ -82,7 +82,7 @@ def test_console_script_exit_code(tmp_path):
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-m", "carla4agt_data.cli", "weathers", "nope"],
+    proc = subprocess.run([sys.executable, "-m", "carla4agt", "weathers", "nope"],
                           capture_output=True, text=True)
     assert proc.returncode == 1
     assert "Traceback" not in proc.stderr and "Unknown weather preset 'nope'" in proc.stderr

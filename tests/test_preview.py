@@ -4,7 +4,7 @@ import numpy as np
 from click.testing import CliRunner
 from PIL import Image
 
-from carla4agt_data.cli import cli
+from carla4agt.cli import cli
 from carla4agt_data.taxonomy import CLASSES_16
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from carla4agt_data.cli import cli
+from carla4agt.cli import cli
 from carla4agt_data.errors import UserError
 from carla4agt_data.raw import MARKER, complete_layouts, is_complete, read_tags
 from generator.runner import Shard, generate, parse_shard, parse_size, render_layouts
@@ -73,7 +73,7 @@ def test_resume_redoes_only_incomplete_layouts(tmp_path):
 
 def test_sigkill_at_any_moment_then_resume(tmp_path):
     out = tmp_path / "raw"
-    cmd = [sys.executable, "-m", "carla4agt_data.cli", "generate", "--layouts", "12",
+    cmd = [sys.executable, "-m", "carla4agt", "generate", "--layouts", "12",
            "--weathers", "noon,night", "--size", SIZE_ARG, "--out", str(out), "--no-progress",
            "--backend", "builtin", "--workers", "1"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -186,7 +186,7 @@ def test_backend_carla_without_server_is_a_clear_error(invoke, tmp_path):
 def test_no_egl_in_workers_is_one_clear_message(tmp_path, workers):
     # glvnd finds no EGL vendor: context creation fails in the render process(es)
     env = {**os.environ, "__EGL_VENDOR_LIBRARY_FILENAMES": str(tmp_path / "none.json")}
-    proc = subprocess.run([sys.executable, "-m", "carla4agt_data.cli", "generate", "--layouts",
+    proc = subprocess.run([sys.executable, "-m", "carla4agt", "generate", "--layouts",
                            "2", "--size", SIZE_ARG, "--out", str(tmp_path / "raw"), "--workers",
                            workers, "--backend", "builtin", "--no-progress", "--no-pack"],
                           capture_output=True, text=True, env=env)

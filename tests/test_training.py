@@ -10,7 +10,7 @@ import torch
 from click.testing import CliRunner
 from PIL import Image
 
-from carla4agt_data.cli import cli
+from carla4agt.cli import cli
 from carla4agt_data.errors import UserError
 from training.classmix import class_mask, ema_update, mix, mixed_weight, pseudo_labels
 from training.losses import ALIGNMENTS, AlignmentLoss, downscale_label, gaussian_mmd
@@ -228,7 +228,7 @@ def test_torchrun_ddp_on_cpu(tiny, tmp_path):
     data, _ = tiny
     torchrun = shutil.which("torchrun") or str(tmp_path / "missing")
     cmd = [torchrun, "--nproc_per_node", "2", "--master_port", "29517", "-m",
-           "carla4agt_data.cli", "train", "--data", str(data), "--out", str(tmp_path / "ddp"),
+           "carla4agt", "train", "--data", str(data), "--out", str(tmp_path / "ddp"),
            "--iters", "4", "--batch", "2", "--crop", "32", "--workers", "0", "--device", "cpu",
            "--no-progress"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300,

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from carla4agt_data.cli import cli
+from carla4agt.cli import cli
 from carla4agt_data.pack import pack
 from carla4agt_data.raw import read_rgb, read_tags
 from carla4agt_data.verify import verify

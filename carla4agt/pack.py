@@ -6,9 +6,9 @@ from pathlib import Path
 
 import click
 
-from ..errors import UserError
-from ..pack import PackSummary, default_pack_workers, pack
-from ..schema import parse_split_ratios
+from carla4agt_data.errors import UserError
+from carla4agt_data.pack import PackSummary, default_pack_workers, pack
+from carla4agt_data.schema import parse_split_ratios
 
 
 def report_pack(summary: PackSummary) -> None:

@@ -1,4 +1,4 @@
-"""The ``carla4agt`` command line: a thin layer over the library functions.
+"""The ``carla4agt`` click group: a thin layer over the library functions.
 
 Every command raises :class:`~carla4agt_data.errors.UserError` for problems the user can
 fix; the group turns it into one ``Error: ...`` paragraph and exit code 1, or re-raises it
@@ -12,8 +12,8 @@ from typing import Any
 
 import click
 
-from .. import __version__
-from ..errors import UserError
+from carla4agt_data import __version__
+from carla4agt_data.errors import UserError
 
 
 class _Group(click.Group):

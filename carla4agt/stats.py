@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from ..fileio import atomic_path
-from ..stats import compute_stats, plot_stats
+from carla4agt_data.fileio import atomic_path
+from carla4agt_data.stats import compute_stats, plot_stats
 
 
 @click.command("stats", short_help="Class frequencies, appearance statistics, counts.")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from ..fileio import atomic_path
-from ..preview import contact_sheet
+from carla4agt_data.fileio import atomic_path
+from carla4agt_data.preview import contact_sheet
 
 
 @click.command(short_help="Write a contact sheet of a few layouts.")

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from ..export import FORMATS, export
-from ..schema import SPLIT_NAMES
+from carla4agt_data.export import FORMATS, export
+from carla4agt_data.schema import SPLIT_NAMES
 
 
 @click.command("export", short_help="Export to Cityscapes or GTA folder layouts.")

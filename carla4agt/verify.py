@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from ..fileio import write_atomic
-from ..verify import verify
+from carla4agt_data.fileio import write_atomic
+from carla4agt_data.verify import verify
 
 
 @click.command("verify", short_help="Check alignment and integrity of a raw folder or .h5.")

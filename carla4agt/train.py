@@ -7,8 +7,8 @@ from pathlib import Path
 
 import click
 
-from ..errors import UserError
-from ..fileio import write_atomic
+from carla4agt_data.errors import UserError
+from carla4agt_data.fileio import write_atomic
 
 
 def _csv(value: str | None) -> tuple[str, ...]:

@@ -16,8 +16,8 @@ from generator.runner import (
     render_layouts,
 )
 
-from ..pack import pack
-from ..schema import parse_split_ratios
+from carla4agt_data.pack import pack
+from carla4agt_data.schema import parse_split_ratios
 from .pack import pack_options, report_pack
 from .params import ServerType, ShardType, SizeType, WeathersType
 

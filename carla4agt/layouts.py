@@ -8,7 +8,7 @@ import click
 
 from generator.layout import load_layout
 
-from ..errors import UserError
+from carla4agt_data.errors import UserError
 
 
 @click.group(short_help="Check layout files.")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..merge import merge
+from carla4agt_data.merge import merge
 
 
 @click.command("merge", short_help="Merge HDF5 shards into one dataset.")

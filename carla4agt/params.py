@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from ..errors import UserError
+from carla4agt_data.errors import UserError
 
 
 class _Parsed(click.ParamType):
