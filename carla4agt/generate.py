@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from carla4agt_data.pack import pack
+from carla4agt_data.schema import parse_split_ratios
 from generator.backends import BACKEND_CHOICES, choose_backend
 from generator.runner import (
     RunSummary,
@@ -16,8 +18,6 @@ from generator.runner import (
     render_layouts,
 )
 
-from carla4agt_data.pack import pack
-from carla4agt_data.schema import parse_split_ratios
 from .pack import pack_options, report_pack
 from .params import ServerType, ShardType, SizeType, WeathersType
 

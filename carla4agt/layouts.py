@@ -6,9 +6,8 @@ from pathlib import Path
 
 import click
 
-from generator.layout import load_layout
-
 from carla4agt_data.errors import UserError
+from generator.layout import load_layout
 
 
 @click.group(short_help="Check layout files.")

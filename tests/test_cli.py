@@ -6,8 +6,8 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from carla4agt_data import __version__
 from carla4agt.cli import cli
+from carla4agt_data import __version__
 from generator.weather import presets_dir
 
 from .test_layout import make_layout

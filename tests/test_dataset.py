@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from carla4agt_data import pack as pack_module
 from carla4agt.cli import cli
+from carla4agt_data import pack as pack_module
 from carla4agt_data.dataset import open_dataset
 from carla4agt_data.errors import UserError
 from carla4agt_data.export import export
