@@ -9,9 +9,12 @@ import click
 from carla4agt_data.fileio import write_atomic
 from carla4agt_data.verify import verify
 
+# What a plain `carla4agt generate` writes in the current folder (older runs: ./dataset.h5).
+DEFAULT_PATHS = (Path("raw/dataset.h5"), Path("dataset.h5"), Path("raw"))
+
 
 @click.command("verify", short_help="Check alignment and integrity of a raw folder or .h5.")
-@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @click.option("--json", "json_path", type=click.Path(dir_okay=False, path_type=Path),
               help="Write every finding to this JSON file.")
 @click.option("--tolerance", type=click.FloatRange(0, 1), default=0.0, show_default=True,
@@ -20,17 +23,30 @@ from carla4agt_data.verify import verify
               help="Processes checking layouts in parallel.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 @click.pass_context
-def verify_cmd(ctx: click.Context, path: Path, json_path: Path | None, tolerance: float,
-               workers: int, progress: bool) -> None:
+def verify_cmd(ctx: click.Context, paths: tuple[Path, ...], json_path: Path | None,
+               tolerance: float, workers: int, progress: bool) -> None:
     """Check that every layout's appearances share one pixel-perfect label map.
 
-    PATH is a raw folder or a .h5 dataset. Exit code 0 when every check passes, 1 when any
-    fails, 2 for usage errors.
+    PATHS are raw folders or .h5 datasets. Without any, verify checks what a plain
+    `carla4agt generate` in this folder produced: its dataset and its raw folder. Exit code 0
+    when every check passes, 1 when any fails, 2 for usage errors.
     """
-    report = verify(path, tolerance=tolerance, workers=workers, progress=progress)
-    click.echo(report.summary())
+    if not paths:
+        paths = tuple(p for p in DEFAULT_PATHS if p.exists())
+        if not paths:
+            raise click.UsageError(
+                "Nothing to verify here: no " + ", ".join(str(p) for p in DEFAULT_PATHS)
+                + ". Pass a raw folder or a .h5 dataset, e.g. carla4agt verify dataset.h5.")
+        click.echo("Checking " + " and ".join(str(p) for p in paths) + ".")
+    reports = []
+    for path in paths:
+        report = verify(path, tolerance=tolerance, workers=workers, progress=progress)
+        click.echo(report.summary())
+        reports.append(report)
     if json_path is not None:
-        write_atomic(json_path, report.to_json())
+        text = reports[0].to_json() if len(reports) == 1 else (
+            "[" + ",\n".join(r.to_json() for r in reports) + "]\n")
+        write_atomic(json_path, text)
         click.echo(f"Wrote {json_path}.")
-    if not report.ok:
+    if not all(r.ok for r in reports):
         ctx.exit(1)

@@ -12,8 +12,16 @@ from types import ModuleType
 
 import pytest
 
+# One intra-op thread, here and in every process a test starts: torch's OpenMP threads
+# oversubscribe a 2-core machine (one training test took 68.7 s instead of 1.8 s).
+for _var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+    os.environ[_var] = "1"
+
 try:  # Importing torchvision (triton) AFTER Mesa's llvmpipe is loaded crashes the process
+    import torch
     import torchvision  # noqa: F401  (LLVM clash); imported first, both work together.
+
+    torch.set_num_threads(1)
 except ImportError:
     pass
 
