@@ -19,8 +19,38 @@ from .weather import WeatherPreset, import_carla
 BACKEND_CHOICES = ("auto", "builtin", "carla")
 
 
+class LayoutSkipped(UserError):
+    """A backend could not render one layout; the runner records it in ``failed.jsonl``
+    and goes on with the others (the next run tries it again)."""
+
+    def __init__(self, layout_id: str, message: str, differing: int = 0) -> None:
+        self.layout_id, self.differing = layout_id, differing
+        super().__init__(message)
+
+
+class LayoutUnavailable(LayoutSkipped):
+    """The server failed on one layout as many times as allowed; the run goes on."""
+
+    def __init__(self, layout_id: str, reason: str) -> None:
+        super().__init__(layout_id, reason)
+
+
+class LayoutFailed(LayoutSkipped):
+    """A layout's appearances do not share one tag map (after a retry)."""
+
+    def __init__(self, layout_id: str, differing: int) -> None:
+        super().__init__(
+            layout_id, f"Layout {layout_id}: the tag maps of its appearances differ in "
+            f"{differing} pixels (after one retry). Something moved between weathers; the "
+            "layout is recorded as failed.", differing)
+
+
 class Backend(Protocol):
-    """What the runner needs from a renderer."""
+    """What the runner needs from a renderer.
+
+    ``render`` raises :class:`LayoutSkipped` (or a subclass) for a layout it cannot render
+    while the backend stays usable; any other exception ends the run.
+    """
 
     name: str  # "builtin" or "carla": recorded in every commit marker
     tag_table: str  # CARLA tag numbering of the tag images: "0.9.14+" or "0.9.10-0.9.13"

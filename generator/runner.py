@@ -25,6 +25,7 @@ from tqdm import tqdm
 
 from carla4agt_data.errors import UserError
 from carla4agt_data.fileio import write_atomic
+from carla4agt_data.processes import die_with_parent
 from carla4agt_data.raw import (
     LAYOUT_FILE,
     check_run_settings,
@@ -33,8 +34,7 @@ from carla4agt_data.raw import (
     write_layout_folder,
 )
 
-from .backends import Backend, open_backend
-from .carla_backend.replay import LayoutFailed, LayoutUnavailable
+from .backends import Backend, LayoutSkipped, open_backend
 from .layout import Layout, check_layout_id, load_layout
 from .weather import WeatherPreset
 
@@ -148,8 +148,8 @@ def _run_job(job: _Job, report: Callable[[str], None]) -> None:
     scene_seconds = lambda: getattr(backend, "last_scene_seconds", 0.0)  # noqa: E731
     pending: list[Future] = []
 
-    def fail(layout_id: str, exc: Exception) -> None:  # recorded, never silently kept
-        record_failure(job.out, layout_id, str(exc), getattr(exc, "differing", 0))
+    def fail(layout_id: str, exc: LayoutSkipped) -> None:  # recorded, never silently kept
+        record_failure(job.out, layout_id, str(exc), exc.differing)
         report(layout_id)
 
     try:
@@ -164,7 +164,7 @@ def _run_job(job: _Job, report: Callable[[str], None]) -> None:
                               if job.indices else load_layout(item))
                     layout_id = layout.id
                     pending.append(_render_one(backend, layout, job, pool, scene_seconds))
-                except (LayoutFailed, LayoutUnavailable) as exc:
+                except LayoutSkipped as exc:
                     fail(layout_id, exc)
                     continue
                 # Bound the images held in memory: wait while too many are queued.
@@ -201,7 +201,8 @@ def forget_failures(out: Path, layout_ids: set[str]) -> None:
         write_atomic(out / FAILED_FILE, "".join(json.dumps(f) + "\n" for f in kept))
 
 
-def _worker_main(job: _Job, queue: Any) -> None:
+def _worker_main(job: _Job, queue: Any, parent_pid: int) -> None:
+    die_with_parent(parent_pid)  # a killed generate must not leave workers rendering
     try:
         _run_job(job, lambda name: queue.put(("done", name)))
         queue.put(("exit", None))
@@ -222,7 +223,8 @@ def _execute(jobs: list[_Job], total: int, done: int, progress: bool) -> None:
             return
         ctx = mp.get_context("spawn")  # a fresh process for each GL context
         queue = ctx.Queue()
-        procs = [ctx.Process(target=_worker_main, args=(job, queue), daemon=True) for job in jobs]
+        procs = [ctx.Process(target=_worker_main, args=(job, queue, os.getpid()),
+                             daemon=True) for job in jobs]
         for p in procs:
             p.start()
         running = len(procs)

@@ -23,7 +23,6 @@ from ..weather import WeatherPreset
 from .lighting import Lighting, lighting_for
 from .scene import Light, Scene
 
-SKY_TAG = 11
 MAX_LIGHTS = 8  # every pixel pays for every light on llvmpipe: keep the nearest
 SHADOW_SIZE = 2048
 NEAR, FAR = 0.3, 800.0

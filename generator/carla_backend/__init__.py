@@ -2,6 +2,5 @@
 
 :mod:`.backend` (connection, version, reconnect), :mod:`.sampler`, :mod:`.replay` and
 :mod:`.session` (synchronous capture). Tested against an in-repo stand-in of the client API
-(``tests/fake_carla.py``). Not yet: map loading and round-robin, recorded traffic-light
-states, several servers.
+(``tests/fake_carla.py``).
 """

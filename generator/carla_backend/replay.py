@@ -23,6 +23,9 @@ import numpy as np
 from carla4agt_data.errors import UserError
 from carla4agt_data.raw import Capture
 
+# The protocol's errors; LayoutUnavailable re-exported for older imports
+from ..backends import LayoutFailed
+from ..backends import LayoutUnavailable as LayoutUnavailable
 from ..layout import Layout, Transform
 from ..weather import WeatherPreset
 from .session import SyncSession
@@ -33,24 +36,6 @@ SPAWN_LIFT = 0.5  # metres above the settled pose at spawn time
 
 class SpawnError(UserError):
     """Actors of a layout could not be spawned."""
-
-
-class LayoutUnavailable(UserError):
-    """The server failed on one layout as many times as allowed; the run goes on."""
-
-    def __init__(self, layout_id: str, reason: str) -> None:
-        self.layout_id = layout_id
-        super().__init__(reason)
-
-
-class LayoutFailed(UserError):
-    """A layout's appearances do not share one tag map (after a retry)."""
-
-    def __init__(self, layout_id: str, differing: int) -> None:
-        self.layout_id, self.differing = layout_id, differing
-        super().__init__(f"Layout {layout_id}: the tag maps of its appearances differ in "
-                         f"{differing} pixels (after one retry). Something moved between "
-                         "weathers; the layout is recorded as failed.")
 
 
 @dataclass(frozen=True)
