@@ -63,6 +63,7 @@ def _register() -> None:
     from .pack import pack_cmd
     from .preview import preview
     from .stats import stats_cmd
+    from .study import study
     from .train import evaluate_cmd, train_cmd
     from .verify import verify_cmd
     from .weathers import weathers
@@ -79,6 +80,7 @@ def _register() -> None:
     cli.add_command(weathers)
     cli.add_command(layouts)
     cli.add_command(preview)
+    cli.add_command(study)
 
 
 _register()
