@@ -19,7 +19,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -99,6 +99,9 @@ class _CarlaSplit(Dataset):
                                                                       np.ndarray]:
         images = [self.reader.read_rgb(layout, a) for a in appearances]
         return images, self.reader.read_label(layout)
+
+    def __len__(self) -> int:
+        raise NotImplementedError  # each dataset counts its own items
 
     def extra_repr(self) -> str:
         return ""
@@ -189,7 +192,7 @@ class PairedAppearanceDataset(_CarlaSplit):
         elif self.pairing == "random":
             a, b = self.pairs[self._draw(len(self.pairs), item_seed)]
         else:
-            a, b = self.pairing
+            a, b = cast(tuple[str, str], self.pairing)  # a fixed pair, checked in __init__
         images, label = self._read(layout, (a, b))
         (image_a, image_b), mask = self._augment(images, label, item_seed)
         return {"image_a": image_a, "image_b": image_b, "label": mask, "appearance_a": a,
