@@ -21,15 +21,18 @@ DEFAULT_PATHS = (Path("raw/dataset.h5"), Path("dataset.h5"), Path("raw"))
               help="Share of tag pixels that may differ between appearances (raw folders).")
 @click.option("--workers", type=click.IntRange(min=1), default=2, show_default=True,
               help="Processes checking layouts in parallel.")
+@click.option("--strict", is_flag=True,
+              help="Count warnings (suspicions too thin to call) as failures: exit code 1.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 @click.pass_context
 def verify_cmd(ctx: click.Context, paths: tuple[Path, ...], json_path: Path | None,
-               tolerance: float, workers: int, progress: bool) -> None:
+               tolerance: float, workers: int, strict: bool, progress: bool) -> None:
     """Check that every layout's appearances share one pixel-perfect label map.
 
     PATHS are raw folders or .h5 datasets. Without any, verify checks what a plain
     `carla4agt generate` in this folder produced: its dataset and its raw folder. Exit code 0
-    when every check passes, 1 when any fails, 2 for usage errors.
+    when every check passes (warnings are listed but pass, unless --strict), 1 when any
+    fails, 2 for usage errors.
     """
     if not paths:
         paths = tuple(p for p in DEFAULT_PATHS if p.exists())
@@ -41,12 +44,12 @@ def verify_cmd(ctx: click.Context, paths: tuple[Path, ...], json_path: Path | No
     reports = []
     for path in paths:
         report = verify(path, tolerance=tolerance, workers=workers, progress=progress)
-        click.echo(report.summary())
+        click.echo(report.summary(strict=strict))
         reports.append(report)
     if json_path is not None:
         text = reports[0].to_json() if len(reports) == 1 else (
             "[" + ",\n".join(r.to_json() for r in reports) + "]\n")
         write_atomic(json_path, text)
         click.echo(f"Wrote {json_path}.")
-    if not all(r.ok for r in reports):
+    if not all(r.passes(strict) for r in reports):
         ctx.exit(1)

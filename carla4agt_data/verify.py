@@ -17,11 +17,10 @@ Checks, each reported per layout:
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import multiprocessing as mp
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,7 +32,7 @@ from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from . import imagechecks as ic
-from .dataset import open_dataset
+from .dataset import CarlaDataset, open_dataset
 from .errors import UserError
 from .raw import MARKER, complete_layouts, read_marker, rgb_name, tags_name
 from .schema import FORMAT, SCHEMA_VERSION
@@ -41,8 +40,29 @@ from .taxonomy import CARLA_TAGS, CARLA_TAGS_LEGACY, IGNORE, classes, lut_for_ta
 
 CHECKS = ("completeness", "label_identity", "alignment", "label_fit", "distinct",
           "label_values", "integrity")
-FIT_RATIO = 0.75  # flag an appearance whose label fit is below 75 % of the others' median
 MIN_DIFFERENCE = 1.0  # mean absolute difference (0..255) below which two images are "the same"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Where a statistic stops being clean: ``warn`` (a suspicion, exit 0 unless --strict)
+    and ``fail``. Calibrated on clean built-in renders and planted faults
+    (benchmarks/verify_calibration.py; the margins are in the README)."""
+
+    warn: float
+    fail: float
+
+
+# Alignment against the other appearances, in pixels of displacement: the shift at the
+# image centre, and what zoom and rotation move at the left and right edges. Clean renders
+# stay below 0.1 px; a 1 px shift, a 1 % zoom (5 px at 1024 wide) or a 0.5 degree rotation
+# (4.5 px) are far above.
+SHIFT = Limits(warn=0.2, fail=0.35)
+ZOOM = Limits(warn=0.3, fail=0.6)
+ROTATION = Limits(warn=0.3, fail=0.6)
+# Label fit: median edge strength on the label boundaries over the median in the band
+# around them (1 = edges unrelated to the label). Lower is worse.
+FIT = Limits(warn=1.3, fail=1.12)
 
 
 @dataclass
@@ -52,10 +72,12 @@ class Finding:
     message: str
     appearance: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    severity: str = "fail"  # "fail", or "warn" for a suspicion (a margin too thin to call)
 
     def line(self) -> str:
         where = self.layout + (f" [{self.appearance}]" if self.appearance else "")
-        return f"{self.check:15s} {where}: {self.message}"
+        tag = "warning " if self.severity == "warn" else ""
+        return f"{self.check:15s} {tag}{where}: {self.message}"
 
 
 @dataclass
@@ -76,11 +98,26 @@ class Report:
     notes: list[str] = field(default_factory=list)
 
     @property
+    def failures(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity != "warn"]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.severity == "warn"]
+
+    @property
     def ok(self) -> bool:
-        return not self.findings
+        """No failure (warnings allowed; see :meth:`passes`)."""
+        return not self.failures
+
+    def passes(self, strict: bool = False) -> bool:
+        return self.ok and not (strict and self.warnings)
 
     def failed_layouts(self, check: str) -> set[str]:
-        return {f.layout for f in self.findings if f.check == check}
+        return {f.layout for f in self.failures if f.check == check}
+
+    def warned_layouts(self, check: str) -> set[str]:
+        return {f.layout for f in self.warnings if f.check == check}
 
     def add(self, result: LayoutResult) -> None:
         self.layouts += 1
@@ -88,74 +125,197 @@ class Report:
             self.checked[check] += 1
         self.findings.extend(result.findings)
 
-    def summary(self, max_lines: int = 30) -> str:
+    def summary(self, max_lines: int = 30, strict: bool = False) -> str:
         rows = [f"Verified {self.layouts} layouts in {self.path} ({self.kind})", "",
-                f"{'check':15s} {'layouts':>8s} {'failed':>7s}"]
+                f"{'check':15s} {'layouts':>8s} {'failed':>7s} {'warned':>7s}"]
         for check in CHECKS:
             rows.append(f"{check:15s} {self.checked[check]:8d} "
-                        f"{len(self.failed_layouts(check)):7d}")
-        if self.findings:
-            rows += ["", f"{len(self.findings)} findings:"]
-            rows += [f.line() for f in self.findings[:max_lines]]
-            if len(self.findings) > max_lines:
-                rows.append(f"... and {len(self.findings) - max_lines} more (see --json)")
+                        f"{len(self.failed_layouts(check)):7d} "
+                        f"{len(self.warned_layouts(check)):7d}")
+        shown = self.failures + self.warnings
+        if shown:
+            rows += ["", f"{len(self.failures)} failures, {len(self.warnings)} warnings:"]
+            rows += [f.line() for f in shown[:max_lines]]
+            if len(shown) > max_lines:
+                rows.append(f"... and {len(shown) - max_lines} more (see --json)")
         if self.notes:
             rows += ["", *self.notes]
-        rows += ["", "All checks passed." if self.ok else "Some checks FAILED."]
-        return "\n".join(rows)
+        if not self.ok:
+            verdict = "Some checks FAILED."
+        elif self.warnings:
+            verdict = (f"Checks passed with {len(self.warnings)} warnings"
+                       + (" (--strict: they count as failures): FAILED." if strict else
+                          ": look at the layouts named above (--strict makes them fail)."))
+        else:
+            verdict = "All checks passed."
+        return "\n".join([*rows, "", verdict])
 
     def to_json(self) -> str:
         return json.dumps({"path": self.path, "kind": self.kind, "layouts": self.layouts,
-                           "ok": self.ok, "checked": self.checked, "notes": self.notes,
+                           "ok": self.ok, "failures": len(self.failures),
+                           "warnings": len(self.warnings), "checked": self.checked,
+                           "notes": self.notes,
                            "findings": [asdict(f) for f in self.findings]}, indent=1)
 
 
 # --- checks on decoded images (shared by raw and HDF5) ----------------------------------
 
-def _image_checks(layout: str, images: dict[str, np.ndarray], label: np.ndarray,
-                  findings: list[Finding]) -> None:
+@dataclass
+class Alignment:
+    """One appearance against the others: the median over the other appearances of each
+    displacement (pixels), and how many others could be compared at all."""
+
+    shift: float
+    zoom: float
+    rotation: float
+    partners: int
+    transform: ic.Transform | None  # against the first partner that disagrees most
+
+
+@dataclass
+class ImageStats:
+    """The statistics the image checks decide on, per appearance (for calibration too)."""
+
+    alignment: dict[str, Alignment]
+    fit: dict[str, float]
+    difference: dict[tuple[str, str], float]
+    luminance: dict[str, float]
+
+
+def image_statistics(images: dict[str, np.ndarray], label: np.ndarray,
+                     boundary: np.ndarray | None = None) -> ImageStats:
     names = list(images)
-    if len(names) < 2:
-        return
     size = ic.tile_size(label.shape)
-    tiles = ic.select_tiles(label, size=size)
-    bands = ic.tile_bands(label, tiles, size=size)
-    boundaries = ic.boundary_tiles(label, tiles, size=size)
+    if boundary is None:
+        boundary = ic.label_boundaries(label)
+    tiles = ic.select_tiles(boundary, size=size)
+    bands = ic.tile_bands(boundary, tiles, size=size)
+    on_boundary = ic.boundary_tiles(boundary, tiles, size=size)
+    centres = ic.tile_centres(tiles, label.shape, size)
+    half_width = label.shape[1] / 2
     edges = {n: ic.tile_edges(images[n], tiles, size=size) for n in names}
-    first = names[0]
-    for n in names[1:]:
-        dy, dx = ic.estimate_shift(edges[first], edges[n], bands)
-        if (dy, dx) != (0, 0):
-            findings.append(Finding("alignment", layout, f"shifted by ({dy}, {dx}) pixels "
-                                    f"(rows, columns) against {first}", n, {"shift": [dy, dx]}))
-    fit = {n: ic.boundary_agreement(edges[n], boundaries, bands) for n in names}
+    spectra = {n: ic.spectra(edges[n], bands) for n in names}
+    pairs: dict[tuple[str, str], ic.Transform] = {}
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            t = ic.fit_transform(ic.tile_shifts(spectra[a], spectra[b], size), centres,
+                                 half_width)
+            pairs[a, b], pairs[b, a] = t, t.inverse()  # (reference, moved)
+    alignment = {}
     for n in names:
-        others = float(np.median([fit[m] for m in names if m != n]))
-        if fit[n] < FIT_RATIO * others:
-            findings.append(Finding("label_fit", layout, f"its edges fit the label much worse "
-                                    f"than the others' ({fit[n]:.2f} vs {others:.2f})", n,
-                                    {"fit": fit[n], "others_median": others}))
+        judged = [pairs[m, n] for m in names if m != n and pairs[m, n].judged]
+        if not judged:
+            alignment[n] = Alignment(0.0, 0.0, 0.0, 0, None)
+            continue
+        shift = [float(np.hypot(*t.shift)) for t in judged]
+        worst = judged[int(np.argmax(shift))]
+        alignment[n] = Alignment(float(np.median(shift)),
+                                 float(np.median([abs(t.zoom) for t in judged])),
+                                 float(np.median([abs(t.rotation) for t in judged])),
+                                 len(judged), worst)
+    fit = {n: ic.boundary_agreement(edges[n], on_boundary, bands) for n in names}
     # Every 4th pixel each way: these are statistics of the whole image, 16 times cheaper.
     small = {n: images[n][::4, ::4].astype(np.int16) for n in names}
     lum = {n: float(ic.luminance(small[n]).mean()) for n in names}
-    for a, b in ((a, b) for i, a in enumerate(names) for b in names[i + 1:]):
-        diff = float(np.abs(small[a] - small[b]).mean())
+    diff = {(a, b): float(np.abs(small[a] - small[b]).mean())
+            for i, a in enumerate(names) for b in names[i + 1:]}
+    return ImageStats(alignment, fit, diff, lum)
+
+
+def _severity(value: float, limits: Limits, higher_is_worse: bool = True) -> str | None:
+    if higher_is_worse:
+        return "fail" if value >= limits.fail else "warn" if value >= limits.warn else None
+    return "fail" if value <= limits.fail else "warn" if value <= limits.warn else None
+
+
+def judge_images(layout: str, stats: ImageStats) -> list[Finding]:
+    """Findings from the statistics (one place for every threshold)."""
+    findings: list[Finding] = []
+    names = list(stats.fit)
+    any_judged = any(a.partners for a in stats.alignment.values())
+    if not any_judged and len(names) > 1:
+        findings.append(Finding("alignment", layout, "too little clear structure to compare "
+                                "the appearances: alignment not judged", severity="warn"))
+    for n, a in stats.alignment.items():
+        if not a.partners:
+            if any_judged:
+                findings.append(Finding(
+                    "alignment", layout, "no clear match with any other appearance: a "
+                    "different scene or camera?", n, {"partners": 0}))
+            continue
+        t = a.transform
+        assert t is not None
+        for what, value, limits, text in (
+                ("shift", a.shift, SHIFT, f"shifted by ({t.shift[0]:.2f}, {t.shift[1]:.2f}) "
+                 "pixels (rows, columns)"),
+                ("zoom", a.zoom, ZOOM, f"zoomed by {t.zoom_percent:.2f} %"),
+                ("rotation", a.rotation, ROTATION, f"rotated by {t.rotation_degrees:.2f} "
+                 "degrees")):
+            severity = _severity(value, limits)
+            if severity:
+                findings.append(Finding(
+                    "alignment", layout, f"{text} against the other appearances ({value:.2f} "
+                    f"px at the edge; limit {limits.fail})", n,
+                    {what: value, "partners": a.partners, "transform": {
+                        "shift": list(t.shift), "zoom_percent": t.zoom_percent,
+                        "rotation_degrees": t.rotation_degrees}}, severity))
+    for n in names:
+        severity = _severity(stats.fit[n], FIT, higher_is_worse=False)
+        if severity:
+            findings.append(Finding(
+                "label_fit", layout, f"its edges hardly follow the label boundaries (fit "
+                f"{stats.fit[n]:.2f}; 1 = unrelated, limit {FIT.fail})", n,
+                {"fit": stats.fit[n]}, severity))
+    for (first, second), diff in stats.difference.items():
         if diff < MIN_DIFFERENCE:
-            findings.append(Finding("distinct", layout, f"{a} and {b} are (nearly) identical "
-                                    f"(mean difference {diff:.2f}): was the weather applied?",
-                                    b, {"difference": diff}))
+            findings.append(Finding("distinct", layout, f"{first} and {second} are (nearly) "
+                                    f"identical (mean difference {diff:.2f}): was the weather "
+                                    "applied?", second, {"difference": diff}))
+    lum = stats.luminance
     if "night" in lum and "noon" in lum and lum["night"] >= lum["noon"]:
         findings.append(Finding("distinct", layout, f"night is not darker than noon "
                                 f"(mean luminance {lum['night']:.0f} vs {lum['noon']:.0f})",
                                 "night"))
+    return findings
+
+
+def _image_checks(layout: str, images: dict[str, np.ndarray], label: np.ndarray,
+                  findings: list[Finding]) -> None:
+    if len(images) < 2:
+        return
+    findings.extend(judge_images(layout, image_statistics(images, label)))
 
 
 # --- raw folders ---------------------------------------------------------------------------
+
+def tag_findings(layout: str, tags: dict[str, np.ndarray], tolerance: float) -> list[Finding]:
+    """label_identity: every appearance's tag map against the first one's."""
+    findings = []
+    names = list(tags)
+    ref = tags[names[0]]
+    for a in names[1:]:
+        differs = tags[a] != ref
+        count = int(differs.sum())
+        share = count / differs.size
+        if count and share > tolerance:
+            ys, xs = np.nonzero(differs)
+            box = [int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())]
+            findings.append(Finding(
+                "label_identity", layout, f"{count} tag pixels ({share:.4%}) differ from "
+                f"{names[0]}, in the box x {box[0]}..{box[2]}, y {box[1]}..{box[3]}", a,
+                {"pixels": count, "share": share, "bbox_xyxy": box}))
+    return findings
+
 
 def _decode_png(path: Path, mode: str) -> np.ndarray:
     with Image.open(path) as im:
         im.load()
         return np.asarray(im.convert(mode) if im.mode != mode else im)
+
+
+def _verify_raw_layouts(folders: list[Path], appearances: tuple[str, ...],
+                        size: tuple[int, int], tolerance: float) -> list[LayoutResult]:
+    return [_verify_raw_layout(f, appearances, size, tolerance) for f in folders]
 
 
 def _verify_raw_layout(folder: Path, appearances: tuple[str, ...], size: tuple[int, int],
@@ -194,19 +354,8 @@ def _verify_raw_layout(folder: Path, appearances: tuple[str, ...], size: tuple[i
     present: list[int] = []
     if tags:
         checked += ["label_identity", "label_values"]
-        names = list(tags)
-        ref = tags[names[0]]
-        for a in names[1:]:
-            differs = tags[a] != ref
-            count = int(differs.sum())
-            share = count / differs.size
-            if count and share > tolerance:
-                ys, xs = np.nonzero(differs)
-                box = [int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())]
-                findings.append(Finding(
-                    "label_identity", lid, f"{count} tag pixels ({share:.4%}) differ from "
-                    f"{names[0]}, in the box x {box[0]}..{box[2]}, y {box[1]}..{box[3]}", a,
-                    {"pixels": count, "share": share, "bbox_xyxy": box}))
+        findings.extend(tag_findings(lid, tags, tolerance))
+        ref = tags[next(iter(tags))]
         table = CARLA_TAGS_LEGACY if marker.get("tag_table") == "0.9.10-0.9.13" else CARLA_TAGS
         unknown = sorted(set(np.unique(ref).tolist()) - set(table))
         if unknown:
@@ -258,8 +407,14 @@ def _h5_attribute_findings(path: Path) -> list[Finding]:
     return out
 
 
-def _verify_h5_layout(path: Path, index: int) -> LayoutResult:
-    ds = _worker_dataset(path)
+def _verify_h5_layouts(path: Path, start: int, stop: int) -> list[LayoutResult]:
+    """Layouts start..stop-1, with a reader of their own: a file replaced between two
+    verifies in one process is read anew (no reader outlives its call)."""
+    with open_dataset(path) as ds:
+        return [_verify_h5_layout(ds, i) for i in range(start, stop)]
+
+
+def _verify_h5_layout(ds: CarlaDataset, index: int) -> LayoutResult:
     lid = str(ds.layout_ids[index])
     findings: list[Finding] = []
     images: dict[str, np.ndarray] = {}
@@ -291,29 +446,30 @@ def _verify_h5_layout(path: Path, index: int) -> LayoutResult:
     return LayoutResult(lid, checked, findings, present)
 
 
-@functools.lru_cache(maxsize=4)
-def _worker_dataset(path: Path):
-    """One open reader per worker process and file (the cache lives in each process)."""
-    return open_dataset(path)
-
-
 # --- driver ----------------------------------------------------------------------------
 
-def _run(jobs: list[tuple[Any, ...]], func, workers: int, progress: bool) -> Iterator[LayoutResult]:
-    bar = tqdm(total=len(jobs), unit="layout", desc="Verifying", disable=not progress,
+def _run(jobs: list[tuple[Any, ...]], func: Callable[..., list[LayoutResult]], total: int,
+         workers: int, progress: bool) -> Iterator[LayoutResult]:
+    """Results of ``func(*job)`` (each a list of layouts), in order."""
+    bar = tqdm(total=total, unit="layout", desc="Verifying", disable=not progress,
                dynamic_ncols=True)
     try:
         if workers <= 1:
-            for job in jobs:
-                yield func(*job)
-                bar.update(1)
+            results: Iterator[list[LayoutResult]] = (func(*job) for job in jobs)
+            for chunk in results:
+                yield from chunk
+                bar.update(len(chunk))
             return
         with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-            for result in pool.map(func, *zip(*jobs, strict=True), chunksize=4):
-                yield result
-                bar.update(1)
+            for chunk in pool.map(func, *zip(*jobs, strict=True)):
+                yield from chunk
+                bar.update(len(chunk))
     finally:
         bar.close()
+
+
+def _chunks(n: int, size: int = 8) -> list[tuple[int, int]]:
+    return [(i, min(i + size, n)) for i in range(0, n, size)]
 
 
 def verify(path: str | Path, *, tolerance: float = 0.0, workers: int = 2,
@@ -330,9 +486,10 @@ def verify(path: str | Path, *, tolerance: float = 0.0, workers: int = 2,
         report.findings.extend(attribute_findings)
         report.checked["integrity"] += 1
         return report
-    ds = open_dataset(path)
-    results = _run([(path, i) for i in range(len(ds))], _verify_h5_layout, workers, progress)
-    _collect(report, results, ds.num_classes)
+    with open_dataset(path) as ds:
+        n, num_classes = len(ds), ds.num_classes
+    jobs = [(path, a, b) for a, b in _chunks(n)]
+    _collect(report, _run(jobs, _verify_h5_layouts, n, workers, progress), num_classes)
     return report
 
 
@@ -347,8 +504,8 @@ def _verify_raw(raw: Path, tolerance: float, workers: int, progress: bool) -> Re
         return report
     first = read_marker(complete[0])
     appearances, size = tuple(first["appearances"]), tuple(first["size"])
-    jobs = [(f, appearances, size, tolerance) for f in folders]
-    _collect(report, _run(jobs, _verify_raw_layout, workers, progress), 16)
+    jobs = [(folders[a:b], appearances, size, tolerance) for a, b in _chunks(len(folders))]
+    _collect(report, _run(jobs, _verify_raw_layouts, len(folders), workers, progress), 16)
     return report
 
 
