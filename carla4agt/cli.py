@@ -14,18 +14,50 @@ import click
 
 from carla4agt_data import __version__
 from carla4agt_data.errors import UserError
+from carla4agt_data.processes import interrupt_exit_code, sigterm_as_interrupt
+
+from .interrupts import ATTRIBUTE, READ_ONLY, message_for
+
+# What stopping each command keeps, for commands whose module declares nothing itself.
+_STOPPED = {
+    "pack": "Stopped. The dataset is written under a temporary name and renamed only when "
+            "complete, so nothing was packed; run pack again to pack from the start.",
+    "merge": "Stopped. The merged file is renamed into place only when complete, so nothing "
+             "was written; run merge again.",
+    "export": "Stopped. Images exported so far are complete (each is renamed into place when "
+              "written); run export again to export everything.",
+    "train": "Stopped. Checkpoints saved so far are kept in the --out folder; run again with "
+             "--resume to continue from the last one.",
+    "evaluate": "Stopped. Nothing was written.",
+    "verify": "Stopped. Nothing was written.",
+    "stats": "Stopped. Nothing was written.",
+    "preview": "Stopped. Nothing was written.",
+    "study": "Stopped. Finished cells are kept in their run folders (the cell in progress is "
+             "not); run the same command again to resume.",
+    "weathers": READ_ONLY,
+    "layouts": READ_ONLY,
+}
+
+
+MAX_MESSAGE = 2000  # characters: a message never repeats a huge value from a file
+
+
+def _capped(text: str) -> str:
+    return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE - 20] + " ... (cut short)"
 
 
 class _Group(click.Group):
-    """A click group that shows user errors without a traceback unless ``--debug``."""
+    """A click group that shows user errors without a traceback unless ``--debug``, and
+    stops every command on Ctrl-C or SIGTERM with that command's own sentence."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with sigterm_as_interrupt():
+                return super().invoke(ctx)
         except UserError as exc:
             if ctx.params.get("debug"):
                 raise
-            raise click.ClickException(str(exc)) from None
+            raise click.ClickException(_capped(str(exc))) from None
         except OSError as exc:
             # File-system errors (permissions, full disk, read-only, missing folder) name a
             # file: say which and what failed. Other OS errors keep their traceback.
@@ -34,12 +66,13 @@ class _Group(click.Group):
             raise click.ClickException(
                 f"{exc.filename}: {exc.strerror or exc}. Check the path, its permissions and "
                 "the free space (run with --debug for the traceback).") from None
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             if ctx.params.get("debug"):
                 raise
-            click.echo("Interrupted. Finished work is kept; run the same command again to "
-                       "resume.", err=True)
-            sys.exit(130)
+            name = ctx.invoked_subcommand
+            command = self.get_command(ctx, name) if name else None
+            click.echo(message_for(command), err=True)
+            sys.exit(interrupt_exit_code(exc))
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -81,6 +114,9 @@ def _register() -> None:
     cli.add_command(layouts)
     cli.add_command(preview)
     cli.add_command(study)
+    for name, command in cli.commands.items():
+        if name in _STOPPED and getattr(command.callback, ATTRIBUTE, None) is None:
+            setattr(command, ATTRIBUTE, _STOPPED[name])
 
 
 _register()

@@ -2,30 +2,67 @@
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 import click
 
+from carla4agt_data.errors import UserError
 from carla4agt_data.pack import pack
 from carla4agt_data.schema import parse_split_ratios
 from generator.backends import BACKEND_CHOICES, choose_backend
+from generator.layout import MAX_SEED
 from generator.runner import (
+    GenerateSettings,
+    RenderSettings,
     RunSummary,
     Shard,
+    check_render_size,
     default_workers,
     generate,
     read_failures,
     render_layouts,
 )
+from generator.weather import WeatherPreset
 
+from .interrupts import interrupted
 from .pack import pack_options, report_pack
 from .params import ServerType, ShardType, SizeType, WeathersType
+
+MAX_LAYOUTS = 10_000_000  # ids hold six digits and more; this bounds the plan in memory
 
 _BACKEND_NAMES = {"builtin": "the built-in procedural renderer (not CARLA)", "carla": "CARLA"}
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """The options shared by generate and render, as given on the command line."""
+
+    weathers: tuple[WeatherPreset, ...]
+    out: Path
+    backend: str  # may still be "auto"
+    host: str
+    port: int
+    timeout: float
+    shard: Shard
+    workers: int
+    antialias: int
+    progress: bool
+
+
+_RUN_FIELDS = tuple(f.name for f in fields(RunOptions))
+
+
 def _common(func):
-    """Options shared by generate and render."""
+    """Options shared by generate and render, handed to the command as one ``run`` record."""
+
+    @functools.wraps(func)
+    def wrapper(**kwargs: Any) -> Any:
+        run = RunOptions(**{name: kwargs.pop(name) for name in _RUN_FIELDS})
+        return func(run=run, **kwargs)
+
     options = [
         click.option("--weathers", type=WeathersType(), default="all", show_default=True,
                      help="'all' (= noon,sunset,night,fog) or names and preset YAML paths "
@@ -34,23 +71,25 @@ def _common(func):
                      show_default=True, help="Output folder (raw format, one folder per layout)."),
         click.option("--backend", type=click.Choice(BACKEND_CHOICES), default="auto",
                      show_default=True,
-                     help="auto: CARLA if a server answers at --host/--port, else builtin."),
+                     help="auto: CARLA if a CARLA server answers the version call at "
+                          "--host/--port, else builtin."),
         click.option("--host", default="localhost", show_default=True, help="CARLA server host."),
-        click.option("--port", type=int, default=2000, show_default=True,
+        click.option("--port", type=click.IntRange(1, 65535), default=2000, show_default=True,
                      help="CARLA server RPC port."),
-        click.option("--timeout", type=click.FloatRange(min=1), default=20.0, show_default=True,
+        click.option("--timeout", type=click.FloatRange(1, 3600), default=20.0,
+                     show_default=True,
                      help="Seconds for every CARLA client call (map loads need 60+)."),
         click.option("--shard", type=ShardType(), default="0/1", show_default=True,
                      help="Render only shard I of N (0-based): layouts whose number % N == I."),
-        click.option("--workers", type=click.IntRange(min=1), default=default_workers(),
+        click.option("--workers", type=click.IntRange(1, 256), default=default_workers(),
                      show_default=True, help="Render processes (each with its own GL context)."),
         click.option("--antialias", type=click.IntRange(1, 4), default=1, show_default=True,
                      help="Builtin: supersampling factor for RGB (labels are never smoothed)."),
         click.option("--progress/--no-progress", default=True, help="Show a progress bar."),
     ]
     for option in reversed(options):
-        func = option(func)
-    return func
+        wrapper = option(wrapper)
+    return wrapper
 
 
 def _report(summary: RunSummary) -> None:
@@ -71,9 +110,9 @@ def _report(summary: RunSummary) -> None:
 
 
 @click.command(short_help="Sample layouts and render them under every weather.")
-@click.option("--layouts", "num_layouts", type=int, required=True,
+@click.option("--layouts", "num_layouts", type=click.IntRange(1, MAX_LAYOUTS), required=True,
               help="Number of layouts in the whole dataset (all shards together).")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), default=0, show_default=True,
               help="Dataset seed: layout i is the same for the same seed, on any machine.")
 @click.option("--size", type=SizeType(), default="1024x512", show_default=True,
               help="Image size WIDTHxHEIGHT, 2:1.")
@@ -87,41 +126,51 @@ def _report(summary: RunSummary) -> None:
 @click.option("--pack/--no-pack", "do_pack", default=True, show_default=True,
               help="Pack this run's layouts into an HDF5 dataset at the end.")
 @click.option("--dataset", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Where to pack [default: dataset.h5, or dataset.shardI-of-N.h5 for a shard].")
+              help="Where to pack [default: OUT/dataset.h5, or OUT/dataset.shardI-of-N.h5 for "
+                   "a shard].")
 @pack_options
+@interrupted("Stopped. Finished layouts are kept in the --out folder (the ones in progress "
+             "are not); run the same command again to resume.")
 def generate_cmd(num_layouts: int, seed: int, size: tuple[int, int], fov: float,
-                 maps: tuple[str, ...], servers: tuple[tuple[str, int], ...], weathers,
-                 out: Path, backend: str, host: str, port: int, timeout: float, shard: Shard,
-                 workers: int, antialias: int, progress: bool, do_pack: bool,
-                 dataset: Path | None, num_classes: str, compression: str, split_ratios: str,
-                 pack_workers: int) -> None:
+                 maps: tuple[str, ...], servers: tuple[tuple[str, int], ...],
+                 run: RunOptions, do_pack: bool, dataset: Path | None, num_classes: str,
+                 compression: str, split_ratios: str, pack_workers: int) -> None:
     """Sample --layouts N layouts and render each under every weather preset into --out.
 
     Each layout becomes OUT/<layout_id>/ with layout.yaml, <weather>.png,
     <weather>.tags.png (CARLA tag ids) and commit.json, written last. Re-running the same
     command resumes: complete layouts are skipped, interrupted ones are redone. At the end
-    the layouts are packed into an HDF5 dataset (--no-pack to skip).
+    the layouts are packed into an HDF5 dataset inside OUT (--no-pack to skip).
     """
-    ratios = parse_split_ratios(split_ratios)
+    try:
+        ratios = parse_split_ratios(split_ratios)
+    except UserError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--split'") from None
+    try:
+        check_render_size(*size, run.antialias)
+    except UserError as exc:
+        raise click.BadParameter(str(exc), param_hint="'--size' / '--antialias'") from None
+    host, port, backend = run.host, run.port, run.backend
     if servers:  # the first server also decides --backend auto
-        (host, port), backend = servers[0], ("carla" if backend == "auto" else backend)
-    if num_layouts < 1:
-        raise click.BadParameter(f"must be at least 1, got {num_layouts}.",
-                                 param_hint="'--layouts'")
-    chosen, reason = choose_backend(backend, host=host, port=port)
+        (host, port) = servers[0]
+    chosen, reason = choose_backend(backend, host=host, port=port,
+                                    timeout=min(run.timeout, 5.0))
     click.echo(reason, err=True)
-    summary = generate(out, layouts=num_layouts, presets=weathers, backend=chosen, seed=seed,
-                       size=size, fov=fov, shard=shard, workers=workers, antialias=antialias,
-                       host=host, port=port, timeout=timeout, maps=maps, servers=servers,
-                       progress=progress)
+    settings = GenerateSettings(
+        layouts=num_layouts, seed=seed, size=size, fov=fov, maps=maps, servers=servers,
+        presets=run.weathers, backend=chosen, antialias=run.antialias, shard=run.shard,
+        workers=run.workers, host=host, port=port, timeout=run.timeout,
+        progress=run.progress)
+    summary = generate(run.out, settings)
     _report(summary)
     if do_pack:
-        if dataset is None:
-            dataset = Path("dataset.h5" if shard.count == 1
-                           else f"dataset.shard{shard.index}-of-{shard.count}.h5")
-        report_pack(pack(out, dataset, num_classes=int(num_classes), compression=compression,
-                         split_ratios=ratios, workers=pack_workers,
-                         layout_ids=summary.layout_ids, progress=progress))
+        shard = run.shard
+        if dataset is None:  # inside the folder the user named: nothing written elsewhere
+            dataset = run.out / ("dataset.h5" if shard.count == 1
+                                 else f"dataset.shard{shard.index}-of-{shard.count}.h5")
+        report_pack(pack(run.out, dataset, num_classes=int(num_classes),
+                         compression=compression, split_ratios=ratios, workers=pack_workers,
+                         layout_ids=summary.layout_ids, progress=run.progress))
 
 
 @click.command(short_help="Render saved layout files under every weather.")
@@ -129,13 +178,18 @@ def generate_cmd(num_layouts: int, seed: int, size: tuple[int, int], fov: float,
               multiple=True, required=True,
               help="Layout file, folder of layout files, or raw folder (repeatable).")
 @_common
-def render_cmd(sources: tuple[Path, ...], weathers, out: Path, backend: str, host: str,
-               port: int, timeout: float, shard: Shard, workers: int, antialias: int,
-               progress: bool) -> None:
-    """Replay saved layouts under every weather preset into OUT (resumable)."""
-    chosen, reason = choose_backend(backend, host=host, port=port)
+@interrupted("Stopped. Finished layouts are kept in the --out folder (the ones in progress "
+             "are not); run the same command again to resume.")
+def render_cmd(sources: tuple[Path, ...], run: RunOptions) -> None:
+    """Replay saved layouts under every weather preset into OUT (resumable).
+
+    Every layout file is checked before anything renders. A layout file edited since its
+    layout was rendered (same id, other content) is rendered again.
+    """
+    chosen, reason = choose_backend(run.backend, host=run.host, port=run.port,
+                                    timeout=min(run.timeout, 5.0))
     click.echo(reason, err=True)
-    summary = render_layouts(list(sources), out, presets=weathers, backend=chosen, shard=shard,
-                             workers=workers, antialias=antialias, host=host, port=port,
-                             timeout=timeout, progress=progress)
-    _report(summary)
+    settings = RenderSettings(presets=run.weathers, backend=chosen, antialias=run.antialias,
+                              shard=run.shard, workers=run.workers, host=run.host,
+                              port=run.port, timeout=run.timeout, progress=run.progress)
+    _report(render_layouts(list(sources), run.out, settings))

@@ -6,6 +6,8 @@ import click
 
 from generator.weather import WeatherPreset, builtin_preset_names, load_preset, presets_dir
 
+from .interrupts import READ_ONLY, interrupted
+
 
 def _summary_row(p: WeatherPreset) -> list[str]:
     w = p.weather
@@ -28,6 +30,7 @@ def _table(header: list[str], rows: list[list[str]]) -> str:
 
 
 @click.command(short_help="List the weather presets, or show one.")
+@interrupted(READ_ONLY)
 @click.argument("preset", required=False)
 def weathers(preset: str | None) -> None:
     """List the built-in weather presets with their key parameters.

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator, Sequence
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 from carla4agt_data.errors import UserError
 from carla4agt_data.raw import Capture
@@ -52,8 +53,13 @@ class Backend(Protocol):
     while the backend stays usable; any other exception ends the run.
     """
 
-    name: str  # "builtin" or "carla": recorded in every commit marker
-    tag_table: str  # CARLA tag numbering of the tag images: "0.9.14+" or "0.9.10-0.9.13"
+    @property
+    def name(self) -> str:
+        """"builtin" or "carla": recorded in every commit marker."""
+
+    @property
+    def tag_table(self) -> str:
+        """CARLA tag numbering of the tag images: "0.9.14+" or "0.9.10-0.9.13"."""
 
     def versions(self) -> dict[str, str]:
         """Versions to record (renderer, server, client)."""
@@ -78,23 +84,61 @@ def server_answers(host: str, port: int, timeout: float = 1.0) -> bool:
         return False
 
 
-def choose_backend(name: str, *, host: str = "localhost", port: int = 2000) -> tuple[str, str]:
-    """Resolve ``--backend`` to a concrete backend name, with a sentence saying why."""
+def carla_server_version(host: str, port: int, timeout: float = 3.0,
+                         api: Any = None) -> str | None:
+    """The version a CARLA server at host:port reports, or None when nothing there answers
+    the version call (no server, another program on the port, or no client installed)."""
+    if not server_answers(host, port, timeout=min(timeout, 1.0)):
+        return None  # fast path: nothing listens
+    if api is None:
+        try:
+            import carla
+        except ImportError:
+            return None
+        api = carla
+    try:
+        client = api.Client(host, port)
+        client.set_timeout(timeout)
+        return str(client.get_server_version())
+    except Exception:  # the client raises RuntimeError, and others on a foreign protocol
+        return None
+
+
+def choose_backend(name: str, *, host: str = "localhost", port: int = 2000,
+                   timeout: float = 3.0, api: Any = None) -> tuple[str, str]:
+    """Resolve ``--backend`` to a concrete backend name, with a sentence saying why.
+
+    ``auto`` is CARLA only when a CARLA server answered the version call, not when merely
+    something listens on the port.
+    """
     if name not in BACKEND_CHOICES:
         raise UserError(f"Unknown backend {name!r}. Valid values are "
                         + ", ".join(BACKEND_CHOICES) + ".")
     if name == "builtin":
         return "builtin", "Using the built-in procedural renderer (not CARLA)."
-    answers = server_answers(host, port)
-    if name == "carla" and not answers:
+    if name == "carla":
+        import_carla()  # a clear message when the client wheel is missing
+    version = carla_server_version(host, port, timeout=timeout, api=api)
+    if name == "carla" and version is None:
         raise UserError(f"No CARLA server answers at {host}:{port}. Start one "
                         "(CarlaUE4.sh -RenderOffScreen), check --host/--port, or use --backend "
                         "builtin for the built-in procedural renderer.")
-    if answers:
-        import_carla()  # a clear message when the client wheel is missing
-        return "carla", f"Using the CARLA server at {host}:{port}."
+    if version is not None:
+        return "carla", f"Using the CARLA server {version} at {host}:{port}."
     return "builtin", (f"No CARLA server answers at {host}:{port}: using the built-in "
                        "procedural renderer (not CARLA).")
+
+
+def check_layout(layout: Layout, source: str | Path, backend: str) -> None:
+    """Refuse a layout that ``backend`` could not render, before anything renders."""
+    if layout.backend != backend:
+        raise UserError(f"{source}: the layout {layout.id} was sampled for the "
+                        f"{layout.backend!r} backend, but this run uses {backend!r}. Render "
+                        f"it with --backend {layout.backend}.")
+    if backend == "builtin":
+        from .builtin.city import check_layout as check_builtin
+
+        check_builtin(layout, source)
 
 
 def open_backend(name: str, *, antialias: int = 1, host: str = "localhost", port: int = 2000,

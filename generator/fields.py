@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import difflib
 import math
 from collections.abc import Sequence
@@ -13,6 +14,14 @@ from carla4agt_data.errors import FileFormatError
 _MISSING: Any = object()
 
 _TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+MAX_INT = 2**63 - 1  # every integer field fits 64 bits (seeds, indices, counts)
+MAX_SHOWN = 60  # characters of a value or key shown in a message
+MAX_TEXT = 1000  # characters of a text field (names, blueprints, descriptions)
+
+
+def shorten(text: str, limit: int = MAX_SHOWN) -> str:
+    """``text`` cut to ``limit`` characters (a message never repeats a huge value)."""
+    return text if len(text) <= limit else f"{text[:limit - 3]}..."
 
 
 def _describe(value: Any) -> str:
@@ -22,7 +31,9 @@ def _describe(value: Any) -> str:
         return "a mapping"
     if isinstance(value, list):
         return "a list"
-    return f"{value!r}"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
+        return f"an integer of {len(str(abs(value)))} digits"
+    return shorten(repr(value))
 
 
 class FieldReader:
@@ -45,6 +56,7 @@ class FieldReader:
     def path(self, key: str | None) -> str | None:
         if key is None:
             return self.prefix or None
+        key = shorten(key)
         return f"{self.prefix}.{key}" if self.prefix else key
 
     def error(self, key: str | None, problem: str, hint: str = "") -> FileFormatError:
@@ -57,9 +69,11 @@ class FieldReader:
         self._read.add(key)
         if key not in self.data:
             if default is _MISSING:
-                close = difflib.get_close_matches(key, [str(k) for k in self.data], n=1)
+                close = difflib.get_close_matches(
+                    key, [shorten(str(k), 200) for k in list(self.data)[:200]], n=1)
                 if close:
-                    raise self.error(key, f"is missing, but there is a field '{close[0]}'",
+                    raise self.error(key, f"is missing, but there is a field "
+                                     f"'{shorten(close[0])}'",
                                      f"Is it misspelt? Rename it to '{key}'.")
                 raise self.error(key, "is missing", "Add it to the file.")
             return default
@@ -82,12 +96,16 @@ class FieldReader:
         value = self._convert(key, value, kind)
         if choices is not None and value not in choices:
             allowed = ", ".join(repr(c) for c in choices)
-            raise self.error(key, f"has the unknown value {value!r}",
+            raise self.error(key, f"has the unknown value {_describe(value)}",
                              f"Valid values are {allowed}.")
+        if kind is int:  # every integer is bounded, even where the field sets no range
+            lo = -MAX_INT if lo is None else lo
+            hi = MAX_INT if hi is None else hi
         if lo is not None and value < lo or hi is not None and value > hi:
             bounds = f"between {lo} and {hi}" if lo is not None and hi is not None else (
                 f"at least {lo}" if lo is not None else f"at most {hi}")
-            raise self.error(key, f"is {value!r}, out of range", f"It must be {bounds}.")
+            raise self.error(key, f"is {_describe(value)}, out of range",
+                             f"It must be {bounds}.")
         return value
 
     def _convert(self, key: str, value: Any, kind: type) -> Any:
@@ -97,7 +115,12 @@ class FieldReader:
             return float(value)
         if kind is int and isinstance(value, int) and not isinstance(value, bool):
             return value
-        if kind in (bool, str) and isinstance(value, kind):
+        if kind is str and isinstance(value, str):
+            if len(value) > MAX_TEXT:
+                raise self.error(key, f"is {len(value)} characters long",
+                                 f"Use at most {MAX_TEXT}.")
+            return value
+        if kind is bool and isinstance(value, bool):
             return value
         raise self.error(key, f"should be {_TYPE_NAMES[kind]}, got {_describe(value)}")
 
@@ -112,24 +135,29 @@ class FieldReader:
         """The nested mapping ``key`` as its own reader."""
         return FieldReader(self.raw(key, default), self.file, self.path(key) or "")
 
-    def list(self, key: str, default: Any = _MISSING) -> list[Any]:
+    def list(self, key: str, default: Any = _MISSING, *, most: int = 100_000) -> builtins.list[Any]:
+        """A list field of at most ``most`` items."""
         value = self.raw(key, default)
         if not isinstance(value, list):
             raise self.error(key, f"should be a list, got {_describe(value)}")
+        if len(value) > most:
+            raise self.error(key, f"has {len(value)} items", f"Use at most {most}.")
         return value
 
-    def readers(self, key: str, default: Any = _MISSING) -> list[FieldReader]:
+    def readers(self, key: str, default: Any = _MISSING, *,
+                most: int = 100_000) -> builtins.list[FieldReader]:
         """A list of mappings, each as its own reader (``actors[3].transform``...)."""
         return [
             FieldReader(item, self.file, f"{self.path(key)}[{i}]")
-            for i, item in enumerate(self.list(key, default))
+            for i, item in enumerate(self.list(key, default, most=most))
         ]
 
     def finish(self) -> None:
         """Refuse fields nobody asked for (most often a misspelt name)."""
         for key in self.data:
             if key not in self._read:
-                close = difflib.get_close_matches(str(key), sorted(self._read), n=1)
+                close = difflib.get_close_matches(shorten(str(key), 200), sorted(self._read),
+                                                  n=1)
                 hint = f"Did you mean '{close[0]}'?" if close else (
                     "Known fields here: " + ", ".join(sorted(self._read)) + ".")
                 raise self.error(str(key), "is not a known field", hint)

@@ -17,17 +17,23 @@ from pathlib import Path
 from typing import Any
 
 from carla4agt_data.errors import UserError
-from carla4agt_data.fileio import dump_yaml, parse_yaml, read_yaml, write_atomic
+from carla4agt_data.fileio import dump_yaml, write_atomic
 
 from .fields import FieldReader
 from .weather import VEHICLE_LIGHT_FLAGS, import_carla
+from .yamlin import parse_yaml_text, read_yaml_file
 
 LAYOUT_VERSION = 1
 BACKENDS = ("builtin", "carla")
 ACTOR_KINDS = ("vehicle", "walker", "prop")
 TRAFFIC_LIGHT_STATES = ("Red", "Yellow", "Green", "Off", "Unknown")
 
-_LAYOUT_ID = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$")
+_LAYOUT_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
+MAX_COORDINATE = 1e6  # metres from the map origin (CARLA's largest maps span 10 km)
+MAX_ANGLE = 3600.0  # degrees; CARLA keeps yaw 370 as 370, so angles are not normalised
+MAX_ACTORS = 5000
+MAX_TRAFFIC_LIGHTS = 1000
+MAX_SEED = 2**63 - 1
 
 
 def check_layout_id(layout_id: str) -> str:
@@ -36,12 +42,18 @@ def check_layout_id(layout_id: str) -> str:
     Allowed: letters, digits, ``.``, ``_``, ``-``; at most 128 characters; no ``..`` and no
     leading ``.`` (hidden names are reserved for temporary files).
     """
-    if not isinstance(layout_id, str) or not _LAYOUT_ID.match(layout_id) or ".." in layout_id:
+    if (not isinstance(layout_id, str) or not _LAYOUT_ID.fullmatch(layout_id)
+            or ".." in layout_id):
         raise UserError(
-            f"The layout id {layout_id!r} cannot be used as a folder name. Use 1 to 128 "
+            f"The layout id {repr(layout_id)[:140]} cannot be used as a folder name. Use 1 to 128 "
             "letters, digits, '.', '_' and '-', not starting with '.' and without '..'."
         )
     return layout_id
+
+
+def sampled_layout_id(backend: str, seed: int, index: int) -> str:
+    """The id of layout number ``index`` sampled with ``seed``: ``builtin-7-000042``."""
+    return f"{backend}-{seed}-{index:06d}"
 
 
 @dataclass(frozen=True)
@@ -154,21 +166,26 @@ def _light_to_dict(t: TrafficLightSpec) -> dict[str, Any]:
 
 def _read_transform(r: FieldReader) -> Transform:
     loc, rot = r.sub("location"), r.sub("rotation")
-    transform = Transform(
-        x=loc.get("x", float), y=loc.get("y", float), z=loc.get("z", float),
-        pitch=rot.get("pitch", float), yaw=rot.get("yaw", float), roll=rot.get("roll", float),
-    )
+    def at(key: str) -> float:
+        return loc.get(key, float, lo=-MAX_COORDINATE, hi=MAX_COORDINATE)
+
+    def angle(key: str) -> float:
+        return rot.get(key, float, lo=-MAX_ANGLE, hi=MAX_ANGLE)
+
+    transform = Transform(x=at("x"), y=at("y"), z=at("z"),
+                          pitch=angle("pitch"), yaw=angle("yaw"), roll=angle("roll"))
     loc.finish()
     rot.finish()
     return transform
 
 
-def _read_floats(r: FieldReader, key: str, n: int, kind: type = float) -> tuple[Any, ...]:
+def _read_floats(r: FieldReader, key: str, n: int, kind: type = float,
+                 bound: float = MAX_COORDINATE) -> tuple[Any, ...]:
     values = r.list(key)
     if len(values) != n:
         raise r.error(key, f"should have {n} values, got {len(values)}")
     holder = FieldReader({str(i): v for i, v in enumerate(values)}, r.file, r.path(key) or "")
-    return tuple(holder.get(str(i), kind) for i in range(n))
+    return tuple(holder.get(str(i), kind, lo=-bound, hi=bound) for i in range(n))
 
 
 def _read_actor(r: FieldReader) -> ActorSpec:
@@ -177,10 +194,10 @@ def _read_actor(r: FieldReader) -> ActorSpec:
         color = _read_floats(r, "color", 3, int)
         if not all(0 <= c <= 255 for c in color):
             raise r.error("color", f"is {list(color)}", "Use three integers 0..255.")
-    lights = tuple(r.list("light_state", []))
+    lights = tuple(r.list("light_state", [], most=len(VEHICLE_LIGHT_FLAGS)))
     for i, flag in enumerate(lights):
-        if flag not in VEHICLE_LIGHT_FLAGS:
-            raise r.error(f"light_state[{i}]", f"has the unknown flag {flag!r}",
+        if not isinstance(flag, str) or flag not in VEHICLE_LIGHT_FLAGS:
+            raise r.error(f"light_state[{i}]", f"has the unknown flag {str(flag)[:40]!r}",
                           "Valid flags are " + ", ".join(VEHICLE_LIGHT_FLAGS) + ".")
     actor = ActorSpec(
         name=r.get("name", str),
@@ -226,7 +243,7 @@ def layout_from_dict(data: Any, source: str | Path) -> Layout:
     )
     cam.finish()
 
-    actors = tuple(_read_actor(r) for r in top.readers("actors", []))
+    actors = tuple(_read_actor(r) for r in top.readers("actors", [], most=MAX_ACTORS))
     names: set[str] = set()
     for i, actor in enumerate(actors):
         if actor.name in names:
@@ -238,10 +255,11 @@ def layout_from_dict(data: Any, source: str | Path) -> Layout:
     layout = Layout(
         id=layout_id,
         map=top.get("map", str),
-        seed=top.get("seed", int, lo=0),
+        seed=top.get("seed", int, lo=0, hi=MAX_SEED),
         camera=camera,
         actors=actors,
-        traffic_lights=tuple(_read_traffic_light(r) for r in top.readers("traffic_lights", [])),
+        traffic_lights=tuple(_read_traffic_light(r) for r in
+                             top.readers("traffic_lights", [], most=MAX_TRAFFIC_LIGHTS)),
         backend=backend.get("name", str, choices=BACKENDS),
         backend_params=backend.sub("params", {}).data,
     )
@@ -252,12 +270,30 @@ def layout_from_dict(data: Any, source: str | Path) -> Layout:
 
 def parse_layout(text: str, source: str | Path = "<layout>") -> Layout:
     """A layout from YAML text."""
-    return layout_from_dict(parse_yaml(text, source), source)
+    return layout_from_dict(parse_yaml_text(text, source), source)
 
 
 def load_layout(path: str | Path) -> Layout:
     """Read and validate a layout file."""
-    return layout_from_dict(read_yaml(path), path)
+    return layout_from_dict(read_yaml_file(path), path)
+
+
+def find_layout_files(source: Path) -> list[Path]:
+    """Layout files at ``source``: the file itself, or the ``*.yaml`` files under a folder
+    (a raw folder's ``<id>/layout.yaml`` included), without ``run.yaml`` and hidden
+    (temporary) entries, sorted."""
+    if source.is_file():
+        return [source]
+    if not source.is_dir():
+        raise UserError(f"{source}: no such file or folder. Pass a layout file or a folder "
+                        "of layout files (or a raw folder).")
+    files = sorted(p for p in source.rglob("*.yaml")
+                   if p.name != "run.yaml"
+                   and not any(part.startswith(".") for part in p.relative_to(source).parts))
+    if not files:
+        raise UserError(f"{source}: no layout files found (looked for *.yaml files, and "
+                        "<id>/layout.yaml in a raw folder).")
+    return files
 
 
 def save_layout(layout: Layout, path: str | Path) -> None:

@@ -1,7 +1,8 @@
 """The generate/render runner shared by every backend: shards, resume, workers, progress.
 
 Example:
-    >>> summary = generate(Path("raw"), layouts=50, presets=resolve_weathers("all"))
+    >>> settings = GenerateSettings(layouts=50, presets=resolve_weathers("all"))
+    >>> summary = generate(Path("raw"), settings)
     >>> summary.rendered, summary.skipped
     (50, 0)
 """
@@ -15,9 +16,10 @@ import multiprocessing as mp
 import os
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -28,17 +30,20 @@ from carla4agt_data.fileio import write_atomic
 from carla4agt_data.processes import die_with_parent
 from carla4agt_data.raw import (
     LAYOUT_FILE,
+    MARKER,
     check_run_settings,
     is_complete,
     remove_stale_temporaries,
     write_layout_folder,
 )
 
-from .backends import Backend, LayoutSkipped, open_backend
-from .layout import Layout, check_layout_id, load_layout
+from .backends import Backend, LayoutSkipped, check_layout, open_backend
+from .layout import Layout, find_layout_files, load_layout, sampled_layout_id
+from .runlock import run_lock
 from .weather import WeatherPreset
 
-MAX_SIDE = 8192
+MAX_SIDE = 8192  # pixels of the rendered (supersampled) image, either side
+MIN_SIDE = 32  # smaller images hold too few pixels to check or train on
 
 
 @dataclass(frozen=True)
@@ -60,32 +65,110 @@ class Shard:
 
 
 def parse_shard(text: str) -> Shard:
-    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
+    match = re.fullmatch(r"\s*([0-9]+)\s*/\s*([0-9]+)\s*", text)
     if not match:
-        raise UserError(f"Invalid shard {text!r}: use I/N, for example 0/4.")
+        raise UserError(f"Invalid shard {text[:40]!r}: use I/N, for example 0/4.")
+    if len(match[1]) > 6 or len(match[2]) > 6:
+        raise UserError(f"Invalid shard {text[:40]!r}: use at most 999999 shards.")
     return Shard(int(match[1]), int(match[2]))
 
 
 def parse_server(text: str) -> tuple[str, int]:
     """``"host:port"`` -> ``("host", port)``."""
     host, _, port = text.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise UserError(f"Invalid server {text!r}: use HOST:PORT, for example localhost:2000.")
+    if not host or not re.fullmatch(r"[0-9]{1,5}", port) or not 0 < int(port) < 65536:
+        raise UserError(f"Invalid server {text[:80]!r}: use HOST:PORT, for example "
+                        "localhost:2000.")
     return host, int(port)
 
 
 def parse_size(text: str) -> tuple[int, int]:
     """``"1024x512"`` -> ``(1024, 512)``; images must be 2:1."""
-    match = re.fullmatch(r"\s*(\d+)\s*[xX]\s*(\d+)\s*", text)
+    match = re.fullmatch(r"\s*([0-9]+)\s*[xX]\s*([0-9]+)\s*", text)
     if not match:
-        raise UserError(f"Invalid size {text!r}: use WIDTHxHEIGHT, for example 1024x512.")
+        raise UserError(f"Invalid size {text[:40]!r}: use WIDTHxHEIGHT, for example 1024x512.")
+    if len(match[1]) > 6 or len(match[2]) > 6:
+        raise UserError(f"Invalid size {text[:40]!r}: width and height must be "
+                        f"{MIN_SIDE} to {MAX_SIDE}.")
     width, height = int(match[1]), int(match[2])
-    if not (1 <= width <= MAX_SIDE and 1 <= height <= MAX_SIDE):
-        raise UserError(f"Invalid size {text!r}: width and height must be 1 to {MAX_SIDE}.")
+    if not (MIN_SIDE <= width <= MAX_SIDE and MIN_SIDE <= height <= MAX_SIDE):
+        raise UserError(f"Invalid size {text!r}: width and height must be "
+                        f"{MIN_SIDE} to {MAX_SIDE}.")
     if width != 2 * height:
         raise UserError(f"Invalid size {text!r}: images are 2:1 (width = 2 x height), for "
                         "example 1024x512 or 2048x1024.")
     return width, height
+
+
+def check_render_size(width: int, height: int, antialias: int = 1) -> None:
+    """Refuse an image size the renderer cannot hold (supersampling multiplies it)."""
+    if not (MIN_SIDE <= width and MIN_SIDE <= height):
+        raise UserError(f"The image size {width}x{height} is too small: width and height "
+                        f"must be at least {MIN_SIDE}.")
+    if max(width, height) * antialias > MAX_SIDE:
+        raise UserError(f"The image size {width}x{height} with --antialias {antialias} renders "
+                        f"{width * antialias}x{height * antialias} pixels; at most {MAX_SIDE} "
+                        "per side fit. Use a smaller --size or --antialias.")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunSettings:
+    """How a run renders; shared by :class:`GenerateSettings` and :class:`RenderSettings`."""
+
+    presets: tuple[WeatherPreset, ...]
+    backend: str = "builtin"  # a concrete backend: resolve "auto" with choose_backend first
+    antialias: int = 1  # builtin: supersampling factor for RGB
+    shard: Shard = Shard()
+    workers: int = 1
+    host: str = "localhost"  # CARLA server
+    port: int = 2000
+    timeout: float = 20.0  # seconds for every CARLA client call
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "presets", tuple(self.presets))
+        if not self.presets:
+            raise UserError("No weather presets given.")
+        if self.workers < 1:
+            raise UserError(f"--workers must be at least 1, got {self.workers}.")
+        if not 1 <= self.antialias <= 4:
+            raise UserError(f"--antialias must be 1 (off) to 4, got {self.antialias}.")
+
+    def recorded(self) -> dict[str, Any]:
+        """What a resume must repeat, as recorded in ``run.yaml``."""
+        text = "".join(p.to_yaml() for p in self.presets)
+        return {"backend": self.backend, "weathers": [p.name for p in self.presets],
+                "presets_sha256": hashlib.sha256(text.encode()).hexdigest()[:16],
+                "antialias": self.antialias}
+
+
+@dataclass(frozen=True, kw_only=True)
+class GenerateSettings(RunSettings):
+    """A ``generate`` run: sample ``layouts`` layouts (this shard's share) and render them."""
+
+    layouts: int
+    seed: int = 0
+    size: tuple[int, int] = (1024, 512)
+    fov: float = 90.0
+    maps: tuple[str, ...] = ()  # CARLA maps, round-robin by layout number
+    servers: tuple[tuple[str, int], ...] = ()  # several CARLA servers, one process each
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "maps", tuple(self.maps))
+        object.__setattr__(self, "servers", tuple(self.servers))
+        if self.layouts < 1:
+            raise UserError(f"--layouts must be at least 1, got {self.layouts}.")
+        check_render_size(*self.size, self.antialias)
+
+    def recorded(self) -> dict[str, Any]:
+        return {**super().recorded(), "seed": self.seed, "size": list(self.size),
+                "fov": self.fov}
+
+
+@dataclass(frozen=True, kw_only=True)
+class RenderSettings(RunSettings):
+    """A ``render`` run: replay saved layout files."""
 
 
 @dataclass(frozen=True)
@@ -106,30 +189,52 @@ class RunSummary:
 
 
 @dataclass(frozen=True)
-class _Job:
-    """What one worker process needs to render its share (picklable)."""
+class _Work:
+    """What one worker process needs, whatever it renders (picklable)."""
 
     out: Path
     backend: str
     presets: tuple[WeatherPreset, ...]
+    antialias: int = field(default=1, kw_only=True)
+    host: str = field(default="localhost", kw_only=True)  # CARLA server (backend "carla")
+    port: int = field(default=2000, kw_only=True)
+    timeout: float = field(default=20.0, kw_only=True)
+    maps: tuple[str, ...] = field(default=(), kw_only=True)
+    encoder_threads: int = field(default=2, kw_only=True)
+
+    def layouts(self, backend: Backend) -> Iterator[tuple[str, Callable[[], Layout]]]:
+        """(layout id, how to get the layout) for each layout of this share, in order."""
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class _Job(_Work):
+    """Sample layouts ``indices`` of the dataset ``seed`` and render them (generate)."""
+
     seed: int
     size: tuple[int, int]
     fov: float
-    indices: tuple[int, ...] = ()  # layouts to sample (generate)
-    files: tuple[Path, ...] = ()  # layout files to replay (render)
-    antialias: int = 1
-    host: str = "localhost"  # CARLA server (backend "carla")
-    port: int = 2000
-    timeout: float = 20.0
-    maps: tuple[str, ...] = ()  # CARLA maps, round-robin by layout number
-    encoder_threads: int = 2
+    indices: tuple[int, ...] = ()
+
+    def layouts(self, backend: Backend) -> Iterator[tuple[str, Callable[[], Layout]]]:
+        for index in self.indices:
+            yield (sampled_layout_id(self.backend, self.seed, index),
+                   partial(backend.sample_layout, self.seed, index, width=self.size[0],
+                           height=self.size[1], fov=self.fov))
 
 
-def _layout_id(backend: str, seed: int, index: int) -> str:
-    return f"{backend}-{seed}-{index:06d}"
+@dataclass(frozen=True)
+class _ReplayJob(_Work):
+    """Render layouts read (and checked) by the parent (render)."""
+
+    items: tuple[Layout, ...] = ()
+
+    def layouts(self, backend: Backend) -> Iterator[tuple[str, Callable[[], Layout]]]:
+        for layout in self.items:
+            yield layout.id, partial(lambda given: given, layout)
 
 
-def _render_one(backend: Backend, layout: Layout, job: _Job, pool: ThreadPoolExecutor,
+def _render_one(backend: Backend, layout: Layout, job: _Work, pool: ThreadPoolExecutor,
                 scene_seconds: Callable[[], float]) -> Future:
     """Render on this thread; encode and write on the pool (off the render loop)."""
     t0 = time.perf_counter()
@@ -142,7 +247,7 @@ def _render_one(backend: Backend, layout: Layout, job: _Job, pool: ThreadPoolExe
                        timings=timings)
 
 
-def _run_job(job: _Job, report: Callable[[str], None]) -> None:
+def _run_job(job: _Work, report: Callable[[str], None]) -> None:
     backend = open_backend(job.backend, antialias=job.antialias, host=job.host, port=job.port,
                            timeout=job.timeout, maps=job.maps)
     scene_seconds = lambda: getattr(backend, "last_scene_seconds", 0.0)  # noqa: E731
@@ -154,15 +259,9 @@ def _run_job(job: _Job, report: Callable[[str], None]) -> None:
 
     try:
         with ThreadPoolExecutor(job.encoder_threads) as pool:
-            todo = job.indices or job.files
-            for item in todo:
-                layout_id = (_layout_id(job.backend, job.seed, item) if job.indices
-                             else str(item))
+            for layout_id, get_layout in job.layouts(backend):
                 try:
-                    layout = (backend.sample_layout(job.seed, item, width=job.size[0],
-                                                    height=job.size[1], fov=job.fov)
-                              if job.indices else load_layout(item))
-                    layout_id = layout.id
+                    layout = get_layout()
                     pending.append(_render_one(backend, layout, job, pool, scene_seconds))
                 except LayoutSkipped as exc:
                     fail(layout_id, exc)
@@ -201,7 +300,7 @@ def forget_failures(out: Path, layout_ids: set[str]) -> None:
         write_atomic(out / FAILED_FILE, "".join(json.dumps(f) + "\n" for f in kept))
 
 
-def _worker_main(job: _Job, queue: Any, parent_pid: int) -> None:
+def _worker_main(job: _Work, queue: Any, parent_pid: int) -> None:
     die_with_parent(parent_pid)  # a killed generate must not leave workers rendering
     try:
         _run_job(job, lambda name: queue.put(("done", name)))
@@ -214,12 +313,16 @@ def _worker_main(job: _Job, queue: Any, parent_pid: int) -> None:
                    RuntimeError(f"{type(exc).__name__}: {exc}")))
 
 
-def _execute(jobs: list[_Job], total: int, done: int, progress: bool) -> None:
+def _tick(bar: tqdm) -> None:
+    bar.update(1)
+
+
+def _execute(jobs: Sequence[_Work], total: int, done: int, progress: bool) -> None:
     bar = tqdm(total=total, initial=done, unit="layout", disable=not progress,
                desc="Rendering", dynamic_ncols=True)
     try:
         if len(jobs) == 1:
-            _run_job(jobs[0], lambda name: bar.update(1))
+            _run_job(jobs[0], lambda name: _tick(bar))
             return
         ctx = mp.get_context("spawn")  # a fresh process for each GL context
         queue = ctx.Queue()
@@ -237,7 +340,7 @@ def _execute(jobs: list[_Job], total: int, done: int, progress: bool) -> None:
                     running -= 1
                 else:
                     raise value
-        finally:
+        finally:  # also on Ctrl-C and SIGTERM (raised as KeyboardInterrupt)
             for p in procs:
                 if p.is_alive():
                     p.terminate()
@@ -260,93 +363,100 @@ def plan_jobs(template: _Job, todo: Sequence[int], workers: int,
     return [dataclasses.replace(template, indices=part) for part in _split(todo, workers)]
 
 
-def _settings(backend: str, presets: Sequence[WeatherPreset], seed: int | None,
-              size: tuple[int, int] | None, fov: float | None) -> dict[str, Any]:
-    digest = hashlib.sha256("".join(p.to_yaml() for p in presets).encode()).hexdigest()[:16]
-    settings: dict[str, Any] = {"backend": backend, "weathers": [p.name for p in presets],
-                                "presets_sha256": digest}
-    if seed is not None:
-        settings.update(seed=seed, size=list(size or ()), fov=fov)
-    return settings
+def generate(out: Path, settings: GenerateSettings | None = None, /,
+             **options: Any) -> RunSummary:
+    """Sample and render ``settings.layouts`` layouts (this shard's share) under every preset.
 
-
-def generate(out: Path, *, layouts: int, presets: Sequence[WeatherPreset],
-             backend: str = "builtin", seed: int = 0, size: tuple[int, int] = (1024, 512),
-             fov: float = 90.0, shard: Shard = Shard(), workers: int = 1, antialias: int = 1,
-             host: str = "localhost", port: int = 2000, timeout: float = 20.0,
-             maps: tuple[str, ...] = (), servers: Sequence[tuple[str, int]] = (),
-             progress: bool = True) -> RunSummary:
-    """Sample and render ``layouts`` layouts (this shard's share) under every preset.
-
-    Complete layouts already in ``out`` are skipped, so re-running resumes a killed run.
+    Pass a :class:`GenerateSettings`, or its fields as keywords
+    (``generate(out, layouts=50, presets=resolve_weathers("all"))``). Complete layouts
+    already in ``out`` are skipped, so re-running resumes a killed run. One run at a time
+    writes a shard of ``out``.
     """
-    if layouts < 1:
-        raise UserError(f"--layouts must be at least 1, got {layouts}.")
-    if workers < 1:
-        raise UserError(f"--workers must be at least 1, got {workers}.")
-    if not presets:
-        raise UserError("No weather presets given.")
+    s = settings if settings is not None else GenerateSettings(**options)
     start = time.perf_counter()
-    out.mkdir(parents=True, exist_ok=True)
-    check_run_settings(out, _settings(backend, presets, seed, size, fov))
-    numbers = shard.take(range(layouts))
-    ids = {n: _layout_id(backend, seed, n) for n in numbers}
-    remove_stale_temporaries(out, set(ids.values()))
-    todo = [n for n in numbers if not is_complete(out / ids[n])]
-    forget_failures(out, {ids[n] for n in todo})
-    template = _Job(out, backend, tuple(presets), seed, size, fov, antialias=antialias, host=host,
-                    port=port, timeout=timeout, maps=tuple(maps))
-    _execute(plan_jobs(template, todo, workers, servers), len(numbers),
-             len(numbers) - len(todo), progress)
-    tried = {ids[n] for n in todo}
-    failed = len({f["layout_id"] for f in read_failures(out) if f["layout_id"] in tried})
-    return RunSummary(out, backend, tuple(p.name for p in presets), len(numbers),
+    with run_lock(out, s.shard.index, s.shard.count):
+        check_run_settings(out, s.recorded())
+        numbers = s.shard.take(range(s.layouts))
+        ids = {n: sampled_layout_id(s.backend, s.seed, n) for n in numbers}
+        remove_stale_temporaries(out, set(ids.values()))
+        todo = [n for n in numbers if not is_complete(out / ids[n])]
+        forget_failures(out, {ids[n] for n in todo})
+        template = _Job(out, s.backend, s.presets, s.seed, s.size, s.fov,
+                        antialias=s.antialias, host=s.host, port=s.port, timeout=s.timeout,
+                        maps=s.maps)
+        _execute(plan_jobs(template, todo, s.workers, s.servers), len(numbers),
+                 len(numbers) - len(todo), s.progress)
+        tried = {ids[n] for n in todo}
+        failed = len({f["layout_id"] for f in read_failures(out) if f["layout_id"] in tried})
+    return RunSummary(out, s.backend, tuple(p.name for p in s.presets), len(numbers),
                       len(todo) - failed, len(numbers) - len(todo),
                       time.perf_counter() - start, tuple(ids[n] for n in numbers), failed)
 
 
-def find_layout_files(source: Path) -> list[Path]:
-    """Layout files under ``source``: ``*.yaml`` files, or ``<id>/layout.yaml`` of a raw folder."""
-    if source.is_file():
-        return [source]
-    if not source.is_dir():
-        raise UserError(f"{source}: no such file or folder. Pass a layout file or a folder "
-                        "of layout files (or a raw folder).")
-    files = sorted(p for p in source.glob("*/" + LAYOUT_FILE)) or sorted(source.glob("*.yaml"))
-    files = [f for f in files if f.name != "run.yaml"]
-    if not files:
-        raise UserError(f"{source}: no layout files found (looked for *.yaml and "
-                        f"*/{LAYOUT_FILE}).")
-    return files
+def _same_layout(folder: Path, layout: Layout) -> bool:
+    """Whether ``folder`` is complete and was rendered from exactly this layout (an edited
+    layout file that keeps its id is rendered again)."""
+    try:
+        marker = json.loads((folder / MARKER).read_text())
+        recorded = marker["files"][LAYOUT_FILE]["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False  # no marker, or one that cannot be read: redo
+    return recorded == hashlib.sha256(layout.to_yaml().encode()).hexdigest()
 
 
-def render_layouts(sources: Sequence[Path], out: Path, *, presets: Sequence[WeatherPreset],
-                   backend: str = "builtin", shard: Shard = Shard(), workers: int = 1,
-                   antialias: int = 1, host: str = "localhost", port: int = 2000,
-                   timeout: float = 20.0, progress: bool = True) -> RunSummary:
-    """Replay saved layout files under every preset (resumable like :func:`generate`)."""
-    start = time.perf_counter()
-    files = [f for s in sources for f in find_layout_files(s)]
-    layouts = {f: load_layout(f) for f in files}  # validate all before rendering any
+def _read_layouts(sources: Sequence[Path], backend: str, antialias: int) -> dict[Path, Layout]:
+    """Every layout file under ``sources``, checked for what rendering will use."""
+    layouts: dict[Path, Layout] = {}
     seen: dict[str, Path] = {}
-    for f, layout in layouts.items():
-        check_layout_id(layout.id)
+    for f in [f for source in sources for f in find_layout_files(source)]:
+        layout = load_layout(f)
         if layout.id in seen:
             raise UserError(f"Two layout files have the id {layout.id!r}: {seen[layout.id]} "
                             f"and {f}. Layout ids must be unique.")
         seen[layout.id] = f
-    out.mkdir(parents=True, exist_ok=True)
-    check_run_settings(out, _settings(backend, presets, None, None, None))
-    mine = [f for i, f in enumerate(files) if i % shard.count == shard.index]
-    remove_stale_temporaries(out, {layouts[f].id for f in mine})
-    todo = [f for f in mine if not is_complete(out / layouts[f].id)]
-    jobs = [_Job(out, backend, tuple(presets), 0, (0, 0), 0.0, files=part, antialias=antialias,
-                 host=host, port=port, timeout=timeout)
-            for part in _split(todo, workers)]
-    _execute(jobs, len(mine), len(mine) - len(todo), progress)
-    return RunSummary(out, backend, tuple(p.name for p in presets), len(mine), len(todo),
-                      len(mine) - len(todo), time.perf_counter() - start,
-                      tuple(layouts[f].id for f in mine))
+        check_layout(layout, f, backend)
+        try:
+            check_render_size(layout.camera.width, layout.camera.height, antialias)
+        except UserError as exc:
+            raise UserError(f"{f}: {exc}") from None
+        layouts[f] = layout
+    sizes = {(la.camera.width, la.camera.height): f for f, la in layouts.items()}
+    if len(sizes) > 1:
+        (a, fa), (b, fb) = list(sizes.items())[:2]
+        raise UserError(f"The layouts have different image sizes ({a[0]}x{a[1]} in {fa}, "
+                        f"{b[0]}x{b[1]} in {fb}); one run holds one size. Render them into "
+                        "separate --out folders.")
+    return layouts
+
+
+def render_layouts(sources: Sequence[Path], out: Path, settings: RenderSettings | None = None,
+                   /, **options: Any) -> RunSummary:
+    """Replay saved layout files under every preset (resumable like :func:`generate`).
+
+    Every file is read and checked before anything renders; ``run.yaml`` then records the
+    image size, so a later run of another size into ``out`` is refused.
+    """
+    s = settings if settings is not None else RenderSettings(**options)
+    start = time.perf_counter()
+    layouts = _read_layouts(sources, s.backend, s.antialias)
+    files = list(layouts)
+    size = next(iter(layouts.values())).camera
+    with run_lock(out, s.shard.index, s.shard.count):
+        check_run_settings(out, {**s.recorded(), "size": [size.width, size.height]})
+        mine = s.shard.take(range(len(files)))
+        remove_stale_temporaries(out, {layouts[files[i]].id for i in mine})
+        todo = [layouts[files[i]] for i in mine
+                if not _same_layout(out / layouts[files[i]].id, layouts[files[i]])]
+        forget_failures(out, {la.id for la in todo})
+        jobs = [_ReplayJob(out, s.backend, s.presets, part, antialias=s.antialias,
+                           host=s.host, port=s.port, timeout=s.timeout)
+                for part in _split(todo, s.workers)]
+        _execute(jobs, len(mine), len(mine) - len(todo), s.progress)
+        tried = {la.id for la in todo}
+        failed = len({f["layout_id"] for f in read_failures(out) if f["layout_id"] in tried})
+    return RunSummary(out, s.backend, tuple(p.name for p in s.presets), len(mine),
+                      len(todo) - failed, len(mine) - len(todo), time.perf_counter() - start,
+                      tuple(layouts[files[i]].id for i in mine), failed)
 
 
 def default_workers() -> int:

@@ -21,14 +21,15 @@ from pathlib import Path
 from typing import Any
 
 from carla4agt_data.errors import UserError
-from carla4agt_data.fileio import dump_yaml, read_yaml
+from carla4agt_data.fileio import dump_yaml
 
-from .fields import FieldReader
+from .fields import FieldReader, shorten
+from .yamlin import read_yaml_file
 
 PRESET_VERSION = 1
 APPEARANCES = ("noon", "sunset", "night", "fog")  # the built-in presets, in the fixed order
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -188,9 +189,9 @@ def parse_preset(data: Any, source: str | Path, default_name: str) -> WeatherPre
     top = FieldReader(data, source)
     top.check_version(PRESET_VERSION, "weather presets of", "rewrite the preset in that version")
     name = top.get("name", str, default_name)
-    if not _NAME.match(name):
-        raise top.error("name", f"is {name!r}, which cannot name an appearance",
-                        "Use lower-case letters, digits, '_' and '-'.")
+    if not _NAME.fullmatch(name):
+        raise top.error("name", f"is {shorten(repr(name))}, which cannot name an appearance",
+                        "Use 1 to 64 lower-case letters, digits, '_' and '-'.")
     description = top.get("description", str, "")
 
     w = top.sub("weather")
@@ -206,10 +207,10 @@ def parse_preset(data: Any, source: str | Path, default_name: str) -> WeatherPre
 
     li = top.sub("lights")
     street_lights = li.get("street_lights", bool)
-    flags = li.list("vehicle_lights")
+    flags = li.list("vehicle_lights", most=len(VEHICLE_LIGHT_FLAGS))
     for i, flag in enumerate(flags):
-        if flag not in VEHICLE_LIGHT_FLAGS:
-            raise li.error(f"vehicle_lights[{i}]", f"has the unknown flag {flag!r}",
+        if not isinstance(flag, str) or flag not in VEHICLE_LIGHT_FLAGS:
+            raise li.error(f"vehicle_lights[{i}]", f"has the unknown flag {shorten(repr(flag))}",
                            "Valid flags are " + ", ".join(VEHICLE_LIGHT_FLAGS) + ".")
     li.finish()
 
@@ -248,7 +249,8 @@ def load_preset(name_or_path: str | Path) -> WeatherPreset:
                 + ", ".join(builtin_preset_names())
                 + ", 'all', or the path of a preset YAML file (for example ./rain.yaml)."
             )
-    return parse_preset(read_yaml(path), path, default_name=path.stem)
+    return parse_preset(read_yaml_file(path, max_bytes=1024 * 1024), path,
+                        default_name=path.stem)
 
 
 def resolve_weathers(spec: str) -> list[WeatherPreset]:

@@ -303,5 +303,6 @@ def test_generate_packs_by_default(tmp_path, monkeypatch):
                                       "--size", "128x64", "--no-progress", "--backend",
                                       "builtin", "--pack-workers", "1"])
     assert result.exit_code == 0, result.output
-    ds = open_dataset(tmp_path / "dataset.h5")
+    ds = open_dataset(tmp_path / "raw" / "dataset.h5")  # inside --out: nothing outside
     assert len(ds) == 2 and ds.appearances == ("noon", "fog")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raw"]

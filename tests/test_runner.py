@@ -130,7 +130,8 @@ def test_a_different_run_is_not_mixed_in(tmp_path):
 
 
 @pytest.mark.parametrize("text, message", [
-    ("0x5", "1 to 8192"), ("1000x700", "2:1"), ("big", "WIDTHxHEIGHT"),
+    ("0x5", "32 to 8192"), ("1000x700", "2:1"), ("big", "WIDTHxHEIGHT"),
+    ("2x1", "32 to 8192"), ("9" * 5000 + "x1", "32 to 8192"),
 ])
 def test_bad_sizes(text, message):
     with pytest.raises(UserError, match=message):
@@ -150,9 +151,9 @@ def invoke():
 
 @pytest.mark.parametrize("args, flag, message", [
     (["--weathers", "noon,foggy"], "--weathers", "Unknown weather preset 'foggy'"),
-    (["--size", "0x5"], "--size", "1 to 8192"),
+    (["--size", "0x5"], "--size", "32 to 8192"),
     (["--shard", "3/2"], "--shard", "numbered from 0"),
-    (["--layouts", "0"], "--layouts", "at least 1"),
+    (["--layouts", "0"], "--layouts", "1<=x"),
     (["--backend", "unreal"], "--backend", "unreal"),
 ])
 def test_generate_bad_flags_are_usage_errors(invoke, tmp_path, args, flag, message):
