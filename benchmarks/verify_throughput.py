@@ -1,7 +1,10 @@
 """Throughput of `carla4agt verify` on an HDF5 dataset against its limit, whole processes.
 
 The limit is reading and decoding the same data (every RGB image and label) with the same
-number of processes and no checks. Both are timed as fresh processes in one run.
+number of processes and no checks. The reference is verify with the image checks it had
+before issue 16 (integer shift against the first appearance on four 128x128 tiles, label
+fit relative to the other appearances), kept here. All three are timed as fresh processes
+in one run.
 
     python benchmarks/verify_throughput.py dataset.h5
 """
@@ -28,6 +31,45 @@ def _read(path: str, index: int) -> int:
     return int(ds.read_layout(index).shape[0]) + int(ds.read_label(index).shape[0])
 
 
+def _old_image_checks(layout, images, label, findings) -> None:
+    """verify's image checks before issue 16 (same cost, findings dropped)."""
+    import numpy as np
+
+    from carla4agt_data import imagechecks as ic
+
+    names = list(images)
+    size = min(128, label.shape[0] - 2, label.shape[1] - 2)
+    boundary = ic.label_boundaries(label)
+    scores = sorted(((int(boundary[y:y + size, x:x + size].sum()), y, x)
+                     for y in range(1, label.shape[0] - size, size)
+                     for x in range(1, label.shape[1] - size, size)),
+                    key=lambda s: (-s[0], s[1], s[2]))
+    tiles = [(y, x) for _, y, x in scores[:4]]
+    bands = ic.tile_bands(ic.label_boundaries(label), tiles, size=size)
+    boundaries = ic.boundary_tiles(ic.label_boundaries(label), tiles, size=size)
+    edges = {n: ic.tile_edges(images[n], tiles, size=size) for n in names}
+    window = np.outer(np.hanning(size), np.hanning(size))
+    for n in names[1:]:
+        cross = np.fft.rfft2(edges[n] * bands * window) * np.conj(
+            np.fft.rfft2(edges[names[0]] * bands * window))
+        cross = (cross / (np.abs(cross) + 1e-6)).sum(axis=0)
+        np.argmax(np.fft.irfft2(cross, s=(size, size)))
+    for n in names:
+        float(edges[n][boundaries].mean() / max(float(edges[n][bands].mean()), 1e-6))
+    small = {n: images[n][::4, ::4].astype(np.int16) for n in names}
+    {n: float(ic.luminance(small[n]).mean()) for n in names}
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            float(np.abs(small[a] - small[b]).mean())
+
+
+def old_verify(path: Path, workers: int) -> None:
+    from carla4agt_data import verify as v
+
+    v._image_checks = _old_image_checks  # holds in this process: run with --workers 1
+    v.verify(path, workers=workers, progress=False)
+
+
 def read_only(path: Path, workers: int) -> None:
     n = len(open_dataset(path))
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
@@ -40,17 +82,27 @@ def main() -> None:
     parser.add_argument("dataset", type=Path)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--read-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--old-checks", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.read_only:
         read_only(args.dataset, args.workers)
         return
+    if args.old_checks:
+        old_verify(args.dataset, args.workers)
+        return
     n = len(open_dataset(args.dataset))
     limit = timed([sys.executable, __file__, str(args.dataset), "--read-only",
                     "--workers", str(args.workers)])
+    old = timed([sys.executable, __file__, str(args.dataset), "--old-checks",
+                 "--workers", "1"])
+    new1 = timed([sys.executable, "-m", "carla4agt", "verify", str(args.dataset),
+                  "--workers", "1", "--no-progress"])
     verify = timed([sys.executable, "-m", "carla4agt", "verify", str(args.dataset),
                      "--workers", str(args.workers), "--no-progress"])
-    print(f"{n} layouts, {args.workers} processes: read+decode only {n / limit:.1f} layouts/s, "
-          f"verify {n / verify:.1f} layouts/s, ratio {limit / verify:.2f}")
+    print(f"{n} layouts: read+decode only ({args.workers} processes) {n / limit:.1f} layouts/s; "
+          f"verify ({args.workers} processes) {n / verify:.1f} layouts/s, ratio to the limit "
+          f"{limit / verify:.2f}; in one process: old checks {n / old:.1f} layouts/s, "
+          f"these checks {n / new1:.1f} layouts/s, ratio {old / new1:.2f}")
 
 
 if __name__ == "__main__":

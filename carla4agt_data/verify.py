@@ -18,8 +18,11 @@ Checks, each reported per layout:
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import multiprocessing as mp
+import re
+from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -34,10 +37,12 @@ from tqdm import tqdm
 from . import imagechecks as ic
 from .dataset import CarlaDataset, open_dataset
 from .errors import UserError
-from .raw import MARKER, complete_layouts, read_marker, rgb_name, tags_name
-from .schema import FORMAT, SCHEMA_VERSION
+from .raw import LAYOUT_FILE, MARKER, complete_layouts, read_marker, rgb_name, tags_name
+from .schema import FORMAT, SCHEMA_VERSION, SPLIT_NAMES
 from .taxonomy import CARLA_TAGS, CARLA_TAGS_LEGACY, IGNORE, classes, lut_for_table
 
+# A layout being assembled: raw.py's hidden temporary folder ``.<layout_id>.tmp-<pid>``.
+_IN_FLIGHT = re.compile(r"^\.(?P<id>.+)\.tmp-(?P<pid>\d+)$")
 CHECKS = ("completeness", "label_identity", "alignment", "label_fit", "distinct",
           "label_values", "integrity")
 MIN_DIFFERENCE = 1.0  # mean absolute difference (0..255) below which two images are "the same"
@@ -288,6 +293,13 @@ def _image_checks(layout: str, images: dict[str, np.ndarray], label: np.ndarray,
 
 # --- raw folders ---------------------------------------------------------------------------
 
+def _checksum_findings(lid: str, name: str, data: bytes, sums: dict[str, Any]) -> list[Finding]:
+    entry = sums.get(name)
+    if isinstance(entry, dict) and hashlib.sha256(data).hexdigest() != entry.get("sha256"):
+        return [Finding("integrity", lid, f"{name} does not match its checksum")]
+    return []
+
+
 def tag_findings(layout: str, tags: dict[str, np.ndarray], tolerance: float) -> list[Finding]:
     """label_identity: every appearance's tag map against the first one's."""
     findings = []
@@ -307,10 +319,33 @@ def tag_findings(layout: str, tags: dict[str, np.ndarray], tolerance: float) -> 
     return findings
 
 
-def _decode_png(path: Path, mode: str) -> np.ndarray:
-    with Image.open(path) as im:
+def _decode_png(data: bytes, mode: str) -> np.ndarray:
+    with Image.open(io.BytesIO(data)) as im:
         im.load()
         return np.asarray(im.convert(mode) if im.mode != mode else im)
+
+
+def _marker_findings(lid: str, marker: dict[str, Any], expected: list[str]) -> list[Finding]:
+    """What a commit marker must say: this folder's id, distinct appearances, a sha256 for
+    every file of the layout."""
+    out = []
+    if marker.get("layout_id") != lid:
+        out.append(Finding("integrity", lid, f"commit.json names layout "
+                           f"{marker.get('layout_id')!r}, not the folder's {lid!r}"))
+    names = marker.get("appearances")
+    if isinstance(names, list):
+        repeated = sorted(str(x) for x, k in Counter(map(str, names)).items() if k > 1)
+        if repeated:
+            out.append(Finding("integrity", lid, "commit.json repeats the appearances "
+                               + ", ".join(repeated)))
+    files = marker.get("files")
+    sums = files if isinstance(files, dict) else {}
+    unchecked = [n for n in expected if not isinstance(sums.get(n), dict)
+                 or not isinstance(sums[n].get("sha256"), str)]
+    if unchecked:
+        out.append(Finding("integrity", lid, "commit.json has no checksum for "
+                           + ", ".join(unchecked) + ": these files cannot be checked"))
+    return out
 
 
 def _verify_raw_layouts(folders: list[Path], appearances: tuple[str, ...],
@@ -327,11 +362,21 @@ def _verify_raw_layout(folder: Path, appearances: tuple[str, ...], size: tuple[i
         findings.append(Finding("completeness", lid, "no commit marker: the layout was never "
                                 "finished (re-run carla4agt generate)"))
         return LayoutResult(lid, checked, findings)
-    marker = read_marker(folder)
-    for name, entry in marker.get("files", {}).items():
-        path = folder / name
-        if path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() != entry["sha256"]:
-            findings.append(Finding("integrity", lid, f"{name} does not match its checksum"))
+    try:
+        marker = read_marker(folder)
+        if not isinstance(marker, dict):
+            raise UserError(f"{folder / MARKER}: not a JSON object")
+    except UserError as exc:
+        findings.append(Finding("integrity", lid, str(exc)))
+        return LayoutResult(lid, checked, findings)
+    expected = [LAYOUT_FILE] + [n for a in appearances for n in (rgb_name(a), tags_name(a))]
+    findings += _marker_findings(lid, marker, expected)
+    sums = marker["files"] if isinstance(marker.get("files"), dict) else {}
+    if not (folder / LAYOUT_FILE).is_file():
+        findings.append(Finding("completeness", lid, f"{LAYOUT_FILE} is missing"))
+    else:
+        findings += _checksum_findings(lid, LAYOUT_FILE, (folder / LAYOUT_FILE).read_bytes(),
+                                       sums)
     images: dict[str, np.ndarray] = {}
     tags: dict[str, np.ndarray] = {}
     for a in appearances:
@@ -340,8 +385,10 @@ def _verify_raw_layout(folder: Path, appearances: tuple[str, ...], size: tuple[i
             if not path.is_file():
                 findings.append(Finding("completeness", lid, f"{fname} is missing", a))
                 continue
+            data = path.read_bytes()
+            findings += _checksum_findings(lid, fname, data, sums)
             try:
-                array = _decode_png(path, mode)
+                array = _decode_png(data, mode)
             except (OSError, UnidentifiedImageError, SyntaxError) as exc:
                 findings.append(Finding("completeness", lid, f"{fname} cannot be decoded ({exc})",
                                         a))
@@ -357,11 +404,17 @@ def _verify_raw_layout(folder: Path, appearances: tuple[str, ...], size: tuple[i
         findings.extend(tag_findings(lid, tags, tolerance))
         ref = tags[next(iter(tags))]
         table = CARLA_TAGS_LEGACY if marker.get("tag_table") == "0.9.10-0.9.13" else CARLA_TAGS
-        unknown = sorted(set(np.unique(ref).tolist()) - set(table))
+        values = np.flatnonzero(np.bincount(ref.ravel(), minlength=256))  # cheaper than unique
+        unknown = sorted(set(values.tolist()) - set(table))
         if unknown:
             findings.append(Finding("label_values", lid, f"unknown CARLA tags {unknown}"))
-        label = lut_for_table(marker.get("tag_table", "0.9.14+"), 16)[ref]
-        present = sorted(int(v) for v in np.unique(label) if v != IGNORE)
+        try:
+            lut = lut_for_table(str(marker.get("tag_table", "0.9.14+")), 16)
+        except UserError as exc:
+            findings.append(Finding("label_values", lid, str(exc)))
+            return LayoutResult(lid, checked, findings)
+        label = lut[ref]
+        present = sorted({int(v) for v in lut[values]} - {IGNORE})
         if len(images) == len(appearances):
             checked += ["alignment", "label_fit", "distinct"]
             _image_checks(lid, images, label, findings)
@@ -371,39 +424,85 @@ def _verify_raw_layout(folder: Path, appearances: tuple[str, ...], size: tuple[i
 # --- HDF5 ----------------------------------------------------------------------------------
 
 def _h5_attribute_findings(path: Path) -> list[Finding]:
-    """Schema and attribute consistency, read without the reader's refusals."""
-    out = []
+    """Schema, attributes and tables, read without the reader's refusals: every problem is
+    named, none is a traceback."""
     try:
         f = h5py.File(path, "r")
     except OSError as exc:
         return [Finding("integrity", "-", f"not a readable HDF5 file ({exc})")]
     with f:
-        attrs = dict(f.attrs)
-        if attrs.get("format") != FORMAT:
-            out.append(Finding("integrity", "-", f"attribute 'format' is {attrs.get('format')!r},"
-                               f" expected '{FORMAT}'"))
-        if "schema_version" not in attrs:
-            out.append(Finding("integrity", "-", "attribute 'schema_version' is missing"))
-        elif int(attrs["schema_version"]) != SCHEMA_VERSION:
-            out.append(Finding("integrity", "-", f"schema version {attrs['schema_version']}, this "
-                               f"carla4agt reads {SCHEMA_VERSION}"))
-        needed = ("rgb", "label", "layout_id", "split", "class_pixels")
-        missing = [n for n in needed if n not in f]
-        if missing:
-            out.append(Finding("integrity", "-", f"datasets missing: {', '.join(missing)}"))
-        if out:
-            return out
-        n, a, h, w, _ = f["rgb"].shape
-        expected = {"appearances": a, "width": w, "height": h}
-        for key, value in expected.items():
-            actual = len(attrs[key]) if key == "appearances" else int(attrs[key])
-            if actual != value:
-                out.append(Finding("integrity", "-", f"attribute {key!r} says {actual} but the "
-                                   f"data has {value}"))
-        if len(attrs["class_names"]) != int(attrs["num_classes"]):
-            out.append(Finding("integrity", "-", "class_names and num_classes disagree"))
-        if f["label"].shape != (n, h, w) or len(f["layout_id"]) != n:
-            out.append(Finding("integrity", "-", "datasets have inconsistent lengths or sizes"))
+        try:
+            return _h5_structure(f)
+        except (KeyError, TypeError, ValueError, OSError) as exc:
+            return [Finding("integrity", "-", f"malformed attribute or table ({exc})")]
+
+
+def _h5_structure(f: h5py.File) -> list[Finding]:
+    out: list[Finding] = []
+
+    def bad(message: str) -> None:
+        out.append(Finding("integrity", "-", message))
+
+    attrs = dict(f.attrs)
+    if attrs.get("format") != FORMAT:
+        bad(f"attribute 'format' is {attrs.get('format')!r}, expected '{FORMAT}'")
+    if "schema_version" not in attrs:
+        bad("attribute 'schema_version' is missing")
+    elif int(attrs["schema_version"]) != SCHEMA_VERSION:
+        bad(f"schema version {attrs['schema_version']}, this carla4agt reads {SCHEMA_VERSION}")
+    needed = ("rgb", "label", "layout_id", "split", "class_pixels")
+    missing = [n for n in needed if n not in f]
+    if missing:
+        bad(f"datasets missing: {', '.join(missing)}")
+    absent = [k for k in ("appearances", "width", "height", "num_classes", "class_names")
+              if k not in attrs]
+    if absent:
+        bad(f"attributes missing: {', '.join(absent)}")
+    if out:
+        return out
+    rgb, label = f["rgb"], f["label"]
+    if rgb.ndim != 5 or rgb.shape[-1] != 3 or rgb.dtype != np.uint8:
+        bad(f"'rgb' is {rgb.dtype} {rgb.shape}, expected uint8 [layouts, appearances, height, "
+            "width, 3]")
+    if label.ndim != 3 or label.dtype != np.uint8:
+        bad(f"'label' is {label.dtype} {label.shape}, expected uint8 [layouts, height, width]")
+    if out:
+        return out
+    n, a, h, w, _ = rgb.shape
+    if n == 0:
+        bad("the dataset holds no layouts")
+    appearances = attrs["appearances"]
+    if isinstance(appearances, (str, bytes)):
+        bad(f"attribute 'appearances' is one string ({appearances!r}), expected a list of names")
+        return out
+    names = [str(x) for x in appearances]
+    repeated = sorted(x for x, k in Counter(names).items() if k > 1)
+    if repeated:
+        bad(f"attribute 'appearances' repeats {', '.join(repeated)}")
+    for key, value in {"appearances": a, "width": w, "height": h}.items():
+        actual = len(names) if key == "appearances" else int(attrs[key])
+        if actual != value:
+            bad(f"attribute {key!r} says {actual} but the data has {value}")
+    if len(attrs["class_names"]) != int(attrs["num_classes"]):
+        bad("class_names and num_classes disagree")
+    if label.shape != (n, h, w) or len(f["layout_id"]) != n or len(f["split"]) != n:
+        bad("datasets have inconsistent lengths or sizes")
+    try:
+        versions = json.loads(attrs.get("versions", "{}"))
+    except (TypeError, ValueError):
+        versions = None
+    if not isinstance(versions, dict):
+        bad(f"attribute 'versions' is {attrs.get('versions')!r}, expected a JSON object")
+    ids = [str(x) for x in f["layout_id"].asstr()[...]]
+    dupes = sorted(x for x, k in Counter(ids).items() if k > 1)
+    if dupes:
+        bad(f"layout ids occur more than once: {', '.join(dupes[:5])}"
+            + (f" and {len(dupes) - 5} more" if len(dupes) > 5 else ""))
+    split = f["split"][...]
+    if split.dtype.kind not in "ui" or (split.size and int(split.max()) > len(SPLIT_NAMES) - 1):
+        wrong = sorted({int(x) for x in split if not 0 <= x < len(SPLIT_NAMES)})[:5] \
+            if split.dtype.kind in "ui" else [str(split.dtype)]
+        bad(f"split values {wrong} are not 0 (train), 1 (val) or 2 (test)")
     return out
 
 
@@ -486,8 +585,13 @@ def verify(path: str | Path, *, tolerance: float = 0.0, workers: int = 2,
         report.findings.extend(attribute_findings)
         report.checked["integrity"] += 1
         return report
-    with open_dataset(path) as ds:
-        n, num_classes = len(ds), ds.num_classes
+    try:
+        with open_dataset(path) as ds:
+            n, num_classes = len(ds), ds.num_classes
+    except UserError as exc:  # the reader's own refusal, in its words
+        report.findings.append(Finding("integrity", "-", str(exc)))
+        report.checked["integrity"] += 1
+        return report
     jobs = [(path, a, b) for a, b in _chunks(n)]
     _collect(report, _run(jobs, _verify_h5_layouts, n, workers, progress), num_classes)
     return report
@@ -502,11 +606,38 @@ def _verify_raw(raw: Path, tolerance: float, workers: int, progress: bool) -> Re
     if not complete:
         report.findings.append(Finding("completeness", "-", "no complete layout"))
         return report
+    _note_in_flight(raw, report)
     first = read_marker(complete[0])
-    appearances, size = tuple(first["appearances"]), tuple(first["size"])
-    jobs = [(folders[a:b], appearances, size, tolerance) for a, b in _chunks(len(folders))]
+    names, size = first.get("appearances"), first.get("size")
+    if not (isinstance(names, list) and names and all(isinstance(x, str) for x in names)
+            and isinstance(size, list) and len(size) == 2
+            and all(isinstance(x, int) for x in size)):
+        report.findings.append(Finding("integrity", complete[0].name, "commit.json lacks a "
+                                       "list of appearances or a [width, height] size"))
+        return report
+    appearances = tuple(dict.fromkeys(names))  # repeats are reported per layout
+    jobs = [(folders[a:b], appearances, (size[0], size[1]), tolerance)
+            for a, b in _chunks(len(folders))]
     _collect(report, _run(jobs, _verify_raw_layouts, len(folders), workers, progress), 16)
     return report
+
+
+def _note_in_flight(raw: Path, report: Report) -> None:
+    """Layouts a running process is writing (hidden ``.<id>.tmp-<pid>`` folders whose
+    process is alive) are not checked: say so, as a warning, instead of a plain pass."""
+    writers: dict[int, int] = {}
+    for entry in raw.iterdir():
+        match = _IN_FLIGHT.match(entry.name)
+        if match and entry.is_dir() and Path(f"/proc/{match['pid']}").exists():
+            writers[int(match["pid"])] = writers.get(int(match["pid"]), 0) + 1
+    if writers:
+        count = sum(writers.values())
+        pids = ", ".join(str(p) for p in sorted(writers))
+        report.findings.append(Finding(
+            "completeness", "-", f"{count} layouts are being written right now by process "
+            f"{pids} (a running carla4agt generate?): they were not checked. Verify again "
+            "when it has finished.", details={"in_flight": count, "pids": sorted(writers)},
+            severity="warn"))
 
 
 def _collect(report: Report, results, num_classes: int) -> None:
