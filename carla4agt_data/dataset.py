@@ -23,8 +23,8 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .errors import UserError
-from .schema import FORMAT, SCHEMA_VERSION, SPLIT_NAMES
+from .errors import MissingFileError, UserError
+from .schema import SPLIT_NAMES, CheckedFile, check_file
 from .taxonomy import SegClass, classes
 
 
@@ -44,18 +44,19 @@ class CarlaDataset:
         self._pid = -1
         f = self._open()
         try:
-            self.attrs = self._validated_attrs(f)
-            # fixed-width unicode, not Python objects: DataLoader workers that touch a
-            # table of objects copy its pages (reference counts break copy-on-write)
-            self.layout_ids = np.array(f["layout_id"].asstr()[...], dtype=str)
-            self.splits = f["split"][...]
-            self.class_pixels = f["class_pixels"][...]
-            self.ignore_pixels = f["ignore_pixels"][...]
-            self.label_mismatch = f["label_mismatch"][...]
-        except KeyError as exc:
-            raise UserError(f"{self.path}: the dataset {exc} is missing: the file is not a "
-                            "complete carla4agt dataset. Pack it again.") from None
+            checked = self._checked(f)
+        except BaseException:
+            f.close()
+            raise
+        self.attrs = checked.attrs
+        self.layout_ids = checked.layout_ids  # fixed-width unicode: no per-object refcounts
+        self.splits = checked.splits  # that would break copy-on-write in DataLoader workers
+        self.class_pixels = checked.class_pixels
+        self.ignore_pixels = checked.ignore_pixels
+        self.label_mismatch = checked.label_mismatch
+        self._appearances = checked.appearances
         self._index = {str(lid): i for i, lid in enumerate(self.layout_ids)}
+        self._file, self._pid = f, os.getpid()
 
     # --- metadata -------------------------------------------------------------------
     @property
@@ -64,7 +65,7 @@ class CarlaDataset:
 
     @property
     def appearances(self) -> tuple[str, ...]:
-        return tuple(str(a) for a in self.attrs["appearances"])
+        return self._appearances
 
     @property
     def num_classes(self) -> int:
@@ -86,6 +87,14 @@ class CarlaDataset:
     @property
     def versions(self) -> dict[str, Any]:
         return json.loads(self.attrs["versions"])
+
+    @property
+    def dataset_id(self) -> str:
+        return str(self.attrs.get("dataset_id", ""))
+
+    @property
+    def run_id(self) -> str:
+        return str(self.attrs.get("run_id", ""))
 
     def __len__(self) -> int:
         return len(self.layout_ids)
@@ -137,33 +146,34 @@ class CarlaDataset:
         try:
             return h5py.File(self.path, "r", **kwargs)
         except FileNotFoundError:
-            raise UserError(f"{self.path}: no such file. Create it with carla4agt pack.") from None
+            raise MissingFileError(f"{self.path}: no such file. Create it with carla4agt "
+                                   "pack.") from None
+        except IsADirectoryError:
+            raise UserError(f"{self.path}: is a folder, not an HDF5 dataset. Pass a .h5 file "
+                            "(a raw folder is read by pack, stats and preview).") from None
         except OSError as exc:
             raise UserError(f"{self.path}: cannot be read as HDF5 ({exc}). Is it a carla4agt "
                             "dataset? A partial copy? Pack it again.") from None
 
-    def _validated_attrs(self, f: h5py.File) -> dict[str, Any]:
-        attrs = dict(f.attrs)
-        if attrs.get("format") != FORMAT:
-            f.close()
-            raise UserError(f"{self.path}: not a carla4agt dataset (no format attribute "
-                            f"'{FORMAT}'). Create one with carla4agt pack.")
-        version = int(attrs.get("schema_version", -1))
-        if version != SCHEMA_VERSION:
-            f.close()
-            raise UserError(f"{self.path}: schema version {version}, but this carla4agt reads "
-                            f"version {SCHEMA_VERSION}. Upgrade carla4agt, or re-pack the raw "
-                            "folders with this version.")
-        compression = str(attrs.get("compression", ""))
-        if compression.startswith(("zstd", "lz4")):
+    def _checked(self, f: h5py.File) -> CheckedFile:
+        compression = f.attrs.get("compression", "")
+        if isinstance(compression, bytes):
+            compression = compression.decode("utf-8", "replace")
+        if str(compression).startswith(("zstd", "lz4")):
             try:  # registers the filter with HDF5
                 import hdf5plugin  # noqa: F401
             except ImportError:
-                f.close()
                 raise UserError(f"{self.path} is compressed with {compression}, which needs the "
                                 "hdf5plugin package: pip install 'carla4agt[plugins]'.") from None
-        self._file, self._pid = f, os.getpid()
-        return attrs
+        try:
+            return check_file(f, self.path)
+        except UserError:
+            raise
+        except (OSError, KeyError, TypeError, ValueError, RuntimeError) as exc:
+            # HDF5's own words are cryptic; say what it means for the user
+            raise UserError(f"{self.path}: cannot be read as a carla4agt dataset "
+                            f"({type(exc).__name__}: {str(exc)[:200]}). Is it a partial copy, "
+                            "or written by another tool? Pack it again.") from None
 
     def _data(self) -> h5py.File:
         # A handle must not cross a fork; after one (DataLoader workers) open anew.

@@ -1,12 +1,24 @@
-"""Errors a user can cause and fix. The CLI shows their message without a traceback."""
+"""Errors a user can cause and fix. The CLI shows their message without a traceback.
+
+They subclass the built-in exceptions a Python user expects from a library (torchvision's
+habit): bad arguments and bad files are ``ValueError``, missing files also
+``FileNotFoundError``, so ``except ValueError`` works outside our CLI too.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 
-class UserError(Exception):
+class UserError(ValueError):
     """Something the user can fix; the message says what is wrong and what to do."""
+
+
+class MissingFileError(UserError, FileNotFoundError):
+    """A file or folder the user named does not exist."""
+
+    def __str__(self) -> str:  # OSError's str would prefix an errno
+        return str(self.args[0]) if self.args else ""
 
 
 class FileFormatError(UserError):
@@ -30,3 +42,18 @@ class FileFormatError(UserError):
         if hint:
             message += f" {hint}"
         super().__init__(message)
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C or SIGTERM stopped a command at a safe point; the message says what is kept.
+
+    A KeyboardInterrupt, so code that handles Ctrl-C handles it; ``exit_code`` is 130 for
+    SIGINT and 143 for SIGTERM, as a shell reports them.
+    """
+
+    def __init__(self, message: str, exit_code: int = 130) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+    def __str__(self) -> str:
+        return str(self.args[0])

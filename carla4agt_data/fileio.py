@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -56,17 +58,66 @@ def dump_yaml(data: Any, *, flow_leaves: bool = True) -> str:
                           allow_unicode=True, width=100)
 
 
+_TMP_FILE = re.compile(r"^\.(?P<name>.+)\.tmp-(?P<pid>\d+)-[0-9a-f]{8}$")
+
+
+def temporary_name(name: str) -> str:
+    """The name of a temporary for ``name``: hidden, with this process's id, and ending in
+    hex digits, so no reader's glob (``*.h5``, ``*.png``, ``*_leftImg8bit.png``) takes it
+    and a later run can tell whether its writer is gone."""
+    return f".{name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists (on this machine)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def sweep_stale_temporaries(folder: str | Path, name: str | None = None) -> list[Path]:
+    """Delete temporaries (see :func:`temporary_name`) in ``folder`` whose writer process is
+    gone -- left by a killed run; only those of ``name`` when given. Returns what went."""
+    folder = Path(folder)
+    removed: list[Path] = []
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _TMP_FILE.match(entry.name)
+        if (not match or (name is not None and match["name"] != name)
+                or int(match["pid"]) == os.getpid() or pid_alive(int(match["pid"]))):
+            continue
+        try:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+            removed.append(entry)
+        except OSError:
+            pass  # someone else swept it, or no permission: leave it
+    return removed
+
+
 @contextlib.contextmanager
-def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; rename it to ``path`` when the block succeeds.
+def atomic_path(path: str | Path, *, tmp_dir: str | Path | None = None) -> Iterator[Path]:
+    """Yield a temporary path; rename it to ``path`` when the block succeeds.
 
     A reader never sees a half-written file: until the rename only the temporary name
-    (``.<name>.tmp-XXXX``) exists, and it is removed if the block raises.
+    (:func:`temporary_name`, beside ``path`` or in ``tmp_dir`` on the same file system)
+    exists, and it is removed if the block raises.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # Not mkstemp: its files are private (0600); this name is unique and gets the umask.
-    tmp_path = path.parent / f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}"
+    tmp_path = Path(tmp_dir or path.parent) / temporary_name(path.name)
     try:
         yield tmp_path
         os.replace(tmp_path, path)

@@ -10,8 +10,8 @@ from PIL import Image, ImageDraw
 
 from .dataset import open_dataset
 from .errors import UserError
-from .raw import complete_layouts, read_marker, read_rgb, read_tags, rgb_name, tags_name
-from .taxonomy import colorize, lut_for_table
+from .raw import RawFolder
+from .taxonomy import colorize
 
 
 def _caption(tile: Image.Image, text: str) -> None:
@@ -21,17 +21,11 @@ def _caption(tile: Image.Image, text: str) -> None:
     draw.text((4, 3), text, fill=(255, 255, 255))
 
 
-def _raw_layouts(raw: Path, layouts: Sequence[str] | None, count: int):
-    folders = complete_layouts(raw)
-    by_id = {f.name: f for f in folders}
-    chosen = _choose(raw, list(by_id), layouts, count)
-    for lid in chosen:
-        folder = by_id[lid]
-        marker = read_marker(folder)
-        names = marker["appearances"]
-        lut = lut_for_table(marker.get("tag_table", "0.9.14+"))
-        label = lut[read_tags(folder / tags_name(names[0]))]
-        yield lid, [(n, read_rgb(folder / rgb_name(n))) for n in names], label, 16
+def _raw_layouts(path: Path, layouts: Sequence[str] | None, count: int):
+    raw = RawFolder(path)
+    for lid in _choose(path, list(raw.ids), layouts, count):
+        names = raw.appearances_of(lid)
+        yield lid, [(n, raw.read_rgb(lid, n)) for n in names], raw.read_label(lid), 16
 
 
 def _h5_layouts(path: Path, layouts: Sequence[str] | None, count: int):

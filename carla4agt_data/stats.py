@@ -10,9 +10,9 @@ from PIL import Image, ImageDraw
 
 from .dataset import open_dataset
 from .imagechecks import luminance
-from .raw import complete_layouts, read_marker, read_rgb, read_tags, rgb_name, tags_name
+from .raw import RawFolder
 from .schema import DEFAULT_SPLIT_RATIOS, SPLIT_NAMES, split_of
-from .taxonomy import classes, lut_for_table
+from .taxonomy import classes
 
 
 @dataclass
@@ -58,24 +58,23 @@ def compute_stats(path: str | Path, *, sample: int = 100) -> Stats:
     path = Path(path)
     lum: dict[str, list[tuple[float, float]]] = {}
     if path.is_dir():
-        folders = complete_layouts(path)
-        appearances = tuple(read_marker(folders[0])["appearances"]) if folders else ()
+        raw = RawFolder(path)
+        ids = raw.ids
+        appearances = raw.appearances if ids else ()
         per_split = {s: np.zeros(16, np.int64) for s in SPLIT_NAMES}
         count = dict.fromkeys(SPLIT_NAMES, 0)
-        picks = set(np.linspace(0, len(folders) - 1, min(sample, len(folders))).astype(int)) \
-            if sample and folders else set()
-        for i, folder in enumerate(folders):
-            marker = read_marker(folder)
-            label = lut_for_table(marker["tag_table"], 16)[read_tags(folder / tags_name(
-                appearances[0]))]
-            split = SPLIT_NAMES[split_of(folder.name, DEFAULT_SPLIT_RATIOS)]
+        picks = set(np.linspace(0, len(ids) - 1, min(sample, len(ids))).astype(int)) \
+            if sample and ids else set()
+        for i, lid in enumerate(ids):
+            label = raw.read_label(lid, 16)
+            split = SPLIT_NAMES[split_of(lid, DEFAULT_SPLIT_RATIOS)]
             per_split[split] += np.bincount(label.ravel(), minlength=256)[:16]
             count[split] += 1
             if i in picks:
-                for a in appearances:
-                    y = luminance(read_rgb(folder / rgb_name(a)))
+                for a in raw.appearances_of(lid):
+                    y = luminance(raw.read_rgb(lid, a))
                     lum.setdefault(a, []).append((float(y.mean()), float(y.std())))
-        stats = Stats(str(path), len(folders), appearances, _size(path), 16, per_split, count)
+        stats = Stats(str(path), len(ids), appearances, _size(path), 16, per_split, count)
     else:
         ds = open_dataset(path)
         per_split, count = {}, {}

@@ -76,7 +76,8 @@ def test_sigkill_at_any_moment_then_resume(tmp_path):
     cmd = [sys.executable, "-m", "carla4agt", "generate", "--layouts", "12",
            "--weathers", "noon,night", "--size", SIZE_ARG, "--out", str(out), "--no-progress",
            "--backend", "builtin", "--workers", "1"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            cwd=tmp_path)  # its default pack writes ./dataset.h5
     deadline = time.time() + 60
     while time.time() < deadline and (not out.is_dir() or len(_complete(out)) < 3):
         time.sleep(0.05)
@@ -87,7 +88,8 @@ def test_sigkill_at_any_moment_then_resume(tmp_path):
     for entry in out.iterdir():  # nothing under a real name is incomplete
         if entry.is_dir() and not entry.name.startswith("."):
             assert is_complete(entry), entry
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   cwd=tmp_path)
     second = _complete(out)
     assert len(second) == 12
     assert all(second[name] == mtime for name, mtime in first.items())
@@ -145,7 +147,8 @@ def test_bad_shards(text):
 
 
 @pytest.fixture
-def invoke():
+def invoke(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a default pack writes ./dataset.h5: not into the checkout
     return partial(CliRunner().invoke, cli)
 
 
