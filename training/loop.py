@@ -1,7 +1,8 @@
-"""The reference training loop (baseline, aligned, uda) and evaluation.
+"""The reference training loop (baseline, aligned, uda).
 
-``train`` is a few small functions around one step; use the pieces (losses, ClassMix,
-taps) in your own loop as well.
+``train`` reads as its steps: set up the run, build the parts (model, teacher, taps,
+optimiser), restore a checkpoint, make the data streams, then repeat one step; use the
+pieces (losses, ClassMix, taps) in your own loop as well.
 """
 
 from __future__ import annotations
@@ -12,67 +13,83 @@ import itertools
 import json
 import math
 import os
+import signal
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, DistributedSampler, Subset
-from torchvision.transforms.v2 import functional as TF
 from tqdm import tqdm
 
 from carla4agt_data.dataset import open_dataset
 from carla4agt_data.errors import UserError
 from carla4agt_data.fileio import atomic_path
 from loaders import AppearanceDataset, PairedAppearanceDataset, image_folder, joint_transforms
+from loaders.samplers import RareClassCrop, RareClassSampler
 from loaders.transforms import RandomScaleCrop
 
-from .classmix import class_mask, ema_update, make_teacher, mix, mixed_weight, pseudo_labels
+from .classmix import (
+    class_mask,
+    ema_alpha,
+    ema_update,
+    feature_distance,
+    make_teacher,
+    mix,
+    mixed_weight,
+    pseudo_crop_rows,
+    pseudo_labels,
+    strong_augment,
+    thing_classes,
+)
+from .config import TrainConfig, write_config
 from .losses import AlignmentLoss
-from .metrics import ConfusionMatrix, agreement
-from .model import FeatureTaps, build_model
+from .model import FeatureTaps, SegModel, build_model
+from .optim import make_optimizer
+from .weights import apply_weights
 
-MODES = ("baseline", "aligned", "uda")
 IGNORE = 255
+LOG_COLUMNS = ["step", "loss", "ce", "align", "mix", "fdist", "lr", "seconds"]
 
 
-@dataclass
-class TrainConfig:
-    """Everything a run needs; saved (as plain data) in every checkpoint."""
-
-    data: str
-    out: str
-    mode: str = "aligned"  # baseline | aligned | uda
-    align: str = "cosine"  # cosine | l2 | mmd | contrast
-    align_layers: tuple[str, ...] = ()  # default: the model's
-    align_weight: float = 0.1
-    appearances: tuple[str, ...] = ()  # default: all in the file
-    max_layouts: int = 0  # 0: all training layouts
-    target: str = ""  # uda: folder of target images (images/ or Cityscapes root)
-    iters: int = 1000
-    batch: int = 8  # images per step (aligned and uda: batch // 2 pairs)
-    crop: int = 512
-    lr: float = 6e-4
-    seed: int = 0
-    amp: bool = False
-    device: str = "auto"
-    model: str = "lraspp_mobilenet_v3_large"
-    pretrained: str = ""
-    workers: int = 2
-    ema: float = 0.999
+class TrainingInterrupted(UserError):
+    """Ctrl-C or SIGTERM: the message says which checkpoint (and step) is kept."""
 
 
-def _device(name: str) -> torch.device:
+class TrainingDiverged(UserError):
+    """The loss or the weights stopped being finite; nothing of that step was saved."""
+
+
+def device_for(name: str) -> torch.device:
+    """``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``, checked against this machine."""
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and "LOCAL_RANK" in os.environ:  # torchrun: one GPU per process
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise UserError(f"--device {name!r}: not a device. Valid values are auto, cpu, cuda, "
+                        "cuda:N and mps.") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError(f"--device {name}: torch sees no CUDA GPU on this machine (torch "
+                        f"{torch.__version__}, built for CUDA {torch.version.cuda}). Use "
+                        "--device cpu, or install a CUDA build of torch.")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise UserError(f"--device {name}: this machine has {torch.cuda.device_count()} GPU(s).")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise UserError(f"--device {name}: MPS is not available here. Use --device cpu.")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise UserError(f"--device {name!r}: valid values are auto, cpu, cuda, cuda:N, mps.")
+    if device.type == "cuda" and "LOCAL_RANK" in os.environ:  # torchrun: one GPU per process
         return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
-    return torch.device(name)
+    return device
 
 
 def _distributed(device: torch.device) -> bool:
@@ -86,6 +103,17 @@ def _distributed(device: torch.device) -> bool:
     return True
 
 
+def stream_seed(cfg: TrainConfig, step: int, rank: int, stream: int) -> int:
+    """A seed for one random stream (loader order, crops, mixing) of one process, from the
+    run's seed and the step it starts at: a resumed run continues with fresh draws
+    instead of replaying the first epoch, and every rank draws differently."""
+    return int(np.random.SeedSequence([cfg.seed, step, rank, stream]).generate_state(1)[0])
+
+
+# ---------------------------------------------------------------------------------------
+# data
+
+
 def _forever(loader: DataLoader) -> Iterator[dict[str, Any]]:
     for epoch in itertools.count():
         if hasattr(loader.sampler, "set_epoch"):
@@ -93,57 +121,139 @@ def _forever(loader: DataLoader) -> Iterator[dict[str, Any]]:
         yield from loader
 
 
-def _limit(dataset, max_layouts: int):
-    if max_layouts and max_layouts < len(dataset.layouts):
-        per = dataset.items_per_layout
-        return Subset(dataset, range(max_layouts * per))
-    return dataset
+def _check_crop(cfg: TrainConfig, height: int, width: int) -> None:
+    # scaled by up to 2 (joint_transforms), an image covers at most twice its longer side
+    limit = 2 * max(height, width)
+    if cfg.crop > limit:
+        raise UserError(f"--crop {cfg.crop} is larger than the images of {cfg.data} "
+                        f"({width}x{height}) can cover even scaled by 2: use at most {limit}.")
 
 
-def _loader(dataset, per_step: int, cfg: TrainConfig, seed: int, distributed: bool) -> DataLoader:
-    kw = {"num_workers": cfg.workers, "persistent_workers": cfg.workers > 0,
-          "drop_last": len(dataset) >= per_step}
-    if distributed:  # each process sees its own share; set_epoch reshuffles every pass
-        return DataLoader(dataset, batch_size=per_step,
-                          sampler=DistributedSampler(dataset, shuffle=True, seed=seed), **kw)
-    return DataLoader(dataset, batch_size=per_step, shuffle=True,
-                      generator=torch.Generator().manual_seed(seed), **kw)
-
-
-def _loaders(cfg: TrainConfig, distributed: bool = False) -> tuple[DataLoader, DataLoader | None]:
+def _source(cfg: TrainConfig, seed: int):
     appearances = list(cfg.appearances) or None
     transforms = joint_transforms(cfg.crop)
     if cfg.mode == "baseline":
-        source = AppearanceDataset(cfg.data, "train", appearances=appearances,
-                                   transforms=transforms, seed=cfg.seed)
-        per_step = cfg.batch
-    else:
-        source = PairedAppearanceDataset(cfg.data, "train", appearances=appearances,
-                                         transforms=transforms, seed=cfg.seed)
-        per_step = max(1, cfg.batch // 2)
+        return AppearanceDataset(cfg.data, "train", appearances=appearances,
+                                 transforms=transforms, seed=seed), cfg.batch
+    return PairedAppearanceDataset(cfg.data, "train", appearances=appearances,
+                                   transforms=transforms, seed=seed), max(1, cfg.batch // 2)
+
+
+def make_loaders(cfg: TrainConfig, step: int = 0, rank: int = 0, world: int = 1
+                 ) -> tuple[DataLoader, DataLoader | None]:
+    """The source loader (rare-class sampling with ``cfg.rcs``) and, for uda, the target
+    loader, seeded for (run seed, starting step, rank)."""
+    source, per_step = _source(cfg, stream_seed(cfg, step, rank, 0))
     if len(source) == 0:
         raise UserError(f"{cfg.data} has no training layouts. Pack with a train share > 0.")
-    main = _loader(_limit(source, cfg.max_layouts), per_step, cfg, cfg.seed, distributed)
+    kw: dict[str, Any] = {"num_workers": cfg.workers, "persistent_workers": cfg.workers > 0}
+    order_seed = stream_seed(cfg, step, rank, 1)
+    dataset: Any
+    if cfg.rcs:
+        sampler: Any = RareClassSampler(source, temperature=cfg.rcs_temperature,
+                                        min_pixels=cfg.rcs_min_pixels, seed=order_seed,
+                                        max_layouts=cfg.max_layouts, with_class=True)
+        dataset = RareClassCrop(source, cfg.rcs_min_pixels * cfg.rcs_min_crop_ratio)
+    else:
+        dataset = source
+        if cfg.max_layouts and cfg.max_layouts < len(source.layouts):
+            dataset = Subset(source, range(cfg.max_layouts * source.items_per_layout))
+        sampler = (DistributedSampler(dataset, world, rank, shuffle=True, seed=order_seed)
+                   if world > 1 else
+                   torch.utils.data.RandomSampler(
+                       dataset, generator=torch.Generator().manual_seed(order_seed)))
+    main = DataLoader(dataset, batch_size=per_step, sampler=sampler,
+                      drop_last=len(dataset) >= per_step, **kw)
     target = None
     if cfg.mode == "uda":
         if not cfg.target:
             raise UserError("--mode uda needs --target FOLDER (unlabelled target images).")
         folder = image_folder(cfg.target, transforms=RandomScaleCrop(cfg.crop))
-        target = _loader(folder, per_step, cfg, cfg.seed + 1, distributed)
+        target = DataLoader(folder, batch_size=per_step, shuffle=True, drop_last=False,
+                            generator=torch.Generator().manual_seed(stream_seed(cfg, step,
+                                                                                rank, 2)),
+                            **kw)
     return main, target
 
 
-def _strong_aug(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Colour jitter and blur after mixing (DACS), on normalised images, per batch item."""
-    out = []
-    for img in x:
-        scale = 1 + 0.4 * (torch.rand((), generator=generator) - 0.5)
-        shift = 0.4 * (torch.rand((), generator=generator) - 0.5)
-        img = img * scale + shift
-        if torch.rand((), generator=generator) < 0.5:
-            img = TF.gaussian_blur(img, [5, 5], [1.0, 1.0])
-        out.append(img)
-    return torch.stack(out)
+# ---------------------------------------------------------------------------------------
+# the parts of a run
+
+
+@dataclass
+class Parts:
+    model: SegModel
+    net: nn.Module  # the model, or its DistributedDataParallel wrapper
+    teacher: nn.Module | None
+    imnet: nn.Module | None  # frozen initial encoder for the feature distance
+    taps: FeatureTaps | None
+    imnet_taps: FeatureTaps | None
+    align: AlignmentLoss
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LambdaLR
+    scaler: torch.amp.GradScaler
+    amp_dtype: torch.dtype
+    layers: tuple[str, ...]
+    things: list[int]
+    num_classes: int
+
+
+def amp_settings(device: torch.device, amp: bool) -> tuple[torch.dtype, bool]:
+    """(autocast dtype, whether a GradScaler is needed): float16 on a GPU needs one,
+    bfloat16 (the CPU's) does not."""
+    if device.type == "cuda":
+        return torch.float16, amp
+    return torch.bfloat16, False
+
+
+def build_parts(cfg: TrainConfig, num_classes: int, class_names: list[str],
+                device: torch.device, distributed: bool, custom_model: bool = False,
+                log: Callable[[str], None] = lambda s: None) -> Parts:
+    """Model (with its weights), teacher and frozen ImageNet copy (both built before the
+    feature taps, so their forwards never write the student's taps), taps, alignment loss,
+    optimiser and schedule."""
+    model = build_model(cfg.model, num_classes, custom=custom_model)
+    report = apply_weights(model, cfg.weights, cfg.model)
+    if report is not None:
+        log(str(report))
+    model.to(device).train()
+    teacher = make_teacher(model) if cfg.mode == "uda" else None
+    imnet = None
+    if cfg.mode == "uda" and cfg.fdist_lambda > 0:
+        if report is None:
+            log("Feature distance off: the model starts from random weights (no --weights).")
+        elif not model.alignment_layers:
+            log("Feature distance off: the model publishes no encoder layers.")
+        else:
+            imnet = make_teacher(model).eval()
+    # names may be given inside the user's model ("conv") or inside the wrapper ("net.conv")
+    modules = dict(model.named_modules())
+    layers = tuple(name if name in modules or f"net.{name}" not in modules else f"net.{name}"
+                   for name in cfg.align_layers) or model.alignment_layers
+    if cfg.mode != "baseline" and not layers:
+        raise UserError(
+            f"--mode {cfg.mode} aligns features, but the model {cfg.model} publishes no "
+            "alignment layers. Name them with --align-layers (module names, e.g. "
+            "backbone.layer2,backbone.layer4), or give your model an 'alignment_layers' "
+            "attribute.")
+    align = AlignmentLoss(cfg.align, {layer: cfg.align_weight for layer in layers}, num_classes)
+    last = model.alignment_layers[-1:] if imnet is not None else ()
+    taps = (FeatureTaps(model, tuple(dict.fromkeys(layers + last)))
+            if cfg.mode != "baseline" else None)
+    imnet_taps = FeatureTaps(imnet, last) if imnet is not None else None
+    opt, sched = make_optimizer(model, cfg)
+    dtype, scaled = amp_settings(device, cfg.amp)
+    net: nn.Module = model
+    if distributed:
+        net = DistributedDataParallel(model, device_ids=[device.index]
+                                      if device.type == "cuda" else None)
+    return Parts(model, net, teacher, imnet, taps, imnet_taps, align, opt, sched,
+                 torch.amp.GradScaler(device.type, enabled=scaled), dtype, layers,
+                 thing_classes(class_names), num_classes)
+
+
+# ---------------------------------------------------------------------------------------
+# checkpoints
 
 
 def _save(path: Path, state: dict[str, Any]) -> None:
@@ -151,186 +261,287 @@ def _save(path: Path, state: dict[str, Any]) -> None:
         torch.save(state, tmp)
 
 
-def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """A checkpoint, loaded with ``weights_only=True`` (a file from elsewhere runs no code)."""
+def _checkpoint(parts: Parts, cfg: TrainConfig, step: int, class_names: list[str],
+                mix_gen: torch.Generator) -> dict[str, Any]:
+    return {"model": parts.model.state_dict(), "optimizer": parts.opt.state_dict(),
+            "scheduler": parts.sched.state_dict(), "scaler": parts.scaler.state_dict(),
+            "step": step, "teacher": parts.teacher.state_dict() if parts.teacher else {},
+            "num_classes": parts.num_classes, "model_name": cfg.model,
+            "config": json.dumps(dataclasses.asdict(cfg)), "class_names": class_names,
+            "rng": {"torch": torch.get_rng_state(), "mix": mix_gen.get_state()}}
+
+
+def _restore(parts: Parts, path: Path, data: str) -> tuple[int, dict[str, Any]]:
+    from .evaluate import load_checkpoint
+
+    state = load_checkpoint(path)
+    if state["num_classes"] != parts.num_classes:
+        raise UserError(f"{path} was trained with {state['num_classes']} classes, "
+                        f"{data} has {parts.num_classes}.")
     try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such checkpoint.") from None
-    except Exception as exc:  # pickle errors of every kind
-        raise UserError(f"{path}: not a loadable carla4agt checkpoint ({exc}).") from None
+        parts.model.load_state_dict(state["model"])
+        parts.opt.load_state_dict(state["optimizer"])
+    except (RuntimeError, ValueError, KeyError) as exc:
+        raise UserError(f"{path}: does not fit this run's model and settings "
+                        f"({str(exc).splitlines()[0][:200]}). Resume with the settings of "
+                        "its run.yaml.") from None
+    parts.sched.load_state_dict(state["scheduler"])
+    if state.get("scaler"):
+        parts.scaler.load_state_dict(state["scaler"])
+    if parts.teacher is not None and state.get("teacher"):
+        parts.teacher.load_state_dict(state["teacher"])
+    return int(state["step"]), state.get("rng") or {}
 
 
-def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True) -> Path:
+def _saved_step(path: Path) -> int | None:
+    """The step of the checkpoint on disk (the interrupt may come during a save)."""
+    try:
+        return int(torch.load(path, map_location="cpu", weights_only=True)["step"])
+    except Exception:  # none yet, or unreadable: nothing is kept
+        return None
+
+
+def _all_finite(model: nn.Module) -> bool:
+    return all(bool(torch.isfinite(p).all()) for p in model.parameters())
+
+
+# ---------------------------------------------------------------------------------------
+# one step
+
+
+def _forward_pair(parts: Parts, a: torch.Tensor, b: torch.Tensor, y: torch.Tensor
+                  ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    """Cross-entropy on both appearances and their alignment; returns the source features
+    too (for the feature distance)."""
+    n = len(a)
+    logits = parts.net(torch.cat([a, b]))
+    assert parts.taps is not None
+    feats = dict(parts.taps.features)
+    ce = F.cross_entropy(logits, torch.cat([y, y]), ignore_index=IGNORE)
+    align, _ = parts.align({k: feats[k][:n] for k in parts.layers},
+                           {k: feats[k][n:] for k in parts.layers}, y)
+    return ce, align, feats
+
+
+def _fdist(parts: Parts, cfg: TrainConfig, x: torch.Tensor, y: torch.Tensor,
+           feats: dict[str, torch.Tensor]) -> torch.Tensor:
+    assert parts.imnet is not None and parts.imnet_taps is not None
+    layer = parts.model.alignment_layers[-1]
+    with torch.no_grad():
+        parts.imnet(x)
+    frozen = parts.imnet_taps.features[layer]
+    return cfg.fdist_lambda * feature_distance(feats[layer][: len(x)], frozen, y, parts.things,
+                                               parts.num_classes)
+
+
+def _mixed(parts: Parts, cfg: TrainConfig, a: torch.Tensor, b: torch.Tensor, y: torch.Tensor,
+           t: torch.Tensor, gen: torch.Generator) -> dict[str, torch.Tensor]:
+    """Cross-appearance ClassMix: one mask pastes A and B onto the same target image."""
+    n = min(len(a), len(t))
+    a, b, y, t = a[:n], b[:n], y[:n], t[:n]
+    assert parts.teacher is not None and parts.taps is not None
+    with torch.no_grad():
+        pseudo, q = pseudo_labels(parts.teacher(t), cfg.pseudo_threshold)
+    mask = class_mask(y.cpu(), gen).to(y.device)
+    ma, mb = mix(mask, a, t), mix(mask, b, t)
+    mixed = strong_augment(torch.cat([ma, mb]), gen, pairs=n if cfg.mix_aug_shared else 0)
+    ym = mix(mask, y, pseudo)
+    rows = pseudo_crop_rows(y.shape[-2]) if cfg.pseudo_crop else (0, 0)
+    weight = mixed_weight(mask, q, rows)
+    logits = parts.net(mixed)
+    feats = dict(parts.taps.features)
+    ce = F.cross_entropy(logits, torch.cat([ym, ym]), ignore_index=IGNORE, reduction="none")
+    align, _ = parts.align({k: feats[k][:n] for k in parts.layers},
+                           {k: feats[k][n:] for k in parts.layers}, ym)
+    return {"mix": (ce * torch.cat([weight, weight])).mean(), "align": align}
+
+
+def _terms(parts: Parts, cfg: TrainConfig, batch: dict[str, Any], target: dict[str, Any] | None,
+           device: torch.device, gen: torch.Generator) -> dict[str, torch.Tensor]:
+    if "image" in batch:  # baseline: independent images
+        x, y = batch["image"].to(device), batch["label"].to(device)
+        return {"ce": F.cross_entropy(parts.net(x), y, ignore_index=IGNORE)}
+    a, b = batch["image_a"].to(device), batch["image_b"].to(device)
+    y = batch["label"].to(device)
+    ce, align, feats = _forward_pair(parts, a, b, y)
+    terms = {"ce": ce, "align": align}
+    if target is None:
+        return terms
+    if parts.imnet is not None:
+        terms["fdist"] = _fdist(parts, cfg, a, y, feats)
+    mixed = _mixed(parts, cfg, a, b, y, target["image"].to(device), gen)
+    terms["mix"] = mixed["mix"]
+    terms["align"] = terms["align"] + mixed["align"]
+    return terms
+
+
+def _optimise(parts: Parts, loss: torch.Tensor) -> None:
+    parts.opt.zero_grad(set_to_none=True)
+    parts.scaler.scale(loss).backward()
+    parts.scaler.step(parts.opt)
+    parts.scaler.update()
+    parts.sched.step()
+
+
+# ---------------------------------------------------------------------------------------
+# the run
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a cluster's time limit, ``kill``) stops the run like Ctrl-C."""
+    def handler(signum, frame):  # noqa: ARG001
+        raise KeyboardInterrupt
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _diverged(cfg: TrainConfig, step: int, values: dict[str, float], saved: int | None,
+              last: Path) -> TrainingDiverged:
+    terms = ", ".join(f"{k} {v:.4g}" for k, v in values.items())
+    kept = (f"{last} (step {saved}) is kept unchanged" if saved else "no checkpoint was written")
+    return TrainingDiverged(
+        f"The loss stopped being finite at step {step + 1} ({terms}); training stops and "
+        f"nothing of this step is saved: {kept}. Lower --lr (now {cfg.lr:g}) or "
+        f"--align-weight (now {cfg.align_weight:g}), or try without --amp.")
+
+
+def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
+          custom_model: bool = False, log: Callable[[str], None] = lambda s: None) -> Path:
     """Train; returns the path of the last checkpoint (``<out>/last.pt``).
 
     Started with ``torchrun --nproc_per_node N``, it trains with DistributedDataParallel
     (``--batch`` is then per process); only rank 0 writes the log and checkpoints.
+
+    Args:
+        cfg: the run's settings (:func:`training.config.resolve`).
+        resume: continue from ``<out>/last.pt``.
+        custom_model: allow ``cfg.model`` to name code (``module:function``); only the
+            user's command line may.
+        log: receives one-line notes (weights loaded, features off).
+
+    Raises:
+        TrainingInterrupted: on Ctrl-C or SIGTERM, saying which checkpoint is kept.
+        TrainingDiverged: when the loss is no longer finite.
     """
-    if cfg.mode not in MODES:
-        raise UserError(f"Unknown mode {cfg.mode!r}. Valid values are {', '.join(MODES)}.")
+    device = device_for(cfg.device)
     torch.manual_seed(cfg.seed)
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    device = _device(cfg.device)
-    distributed = _distributed(device)
-    writer = not distributed or dist.get_rank() == 0
     ds = open_dataset(cfg.data)
-    model, default_layers = build_model(cfg.model, ds.num_classes, cfg.pretrained or None)
-    model.to(device).train()
-    layers = tuple(cfg.align_layers) or default_layers
-    align = AlignmentLoss(cfg.align, {layer: cfg.align_weight for layer in layers},
-                          ds.num_classes)
-    taps = FeatureTaps(model, layers) if cfg.mode != "baseline" else None
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=0.01)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / max(1, cfg.iters // 20)) * (1 - s / cfg.iters) ** 0.9)
-    teacher = make_teacher(model) if cfg.mode == "uda" else None
-    step = 0
+    width, height = ds.size
+    _check_crop(cfg, height, width)
+    out = Path(cfg.out)
+    distributed = _distributed(device)
+    rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
+    writer = rank == 0
+    class_names = [c.name for c in ds.classes]
+    parts = build_parts(cfg, ds.num_classes, class_names, device, distributed, custom_model,
+                        log if writer else (lambda s: None))
+    out.mkdir(parents=True, exist_ok=True)
     last = out / "last.pt"
-    if resume:
-        state = load_checkpoint(last)
-        if state["num_classes"] != ds.num_classes:
-            raise UserError(f"{last} was trained with {state['num_classes']} classes, "
-                            f"{cfg.data} has {ds.num_classes}.")
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        if teacher is not None and state.get("teacher"):
-            teacher.load_state_dict(state["teacher"])
-        step = int(state["step"])
-    main, target = _loaders(cfg, distributed)
-    net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
-                                  else None) if distributed else model
+    step, rng = _restore(parts, last, cfg.data) if resume else (0, {})
+    if "torch" in rng:
+        torch.set_rng_state(rng["torch"])
+    mix_gen = torch.Generator().manual_seed(stream_seed(cfg, step, rank, 3))
+    if "mix" in rng and not distributed:
+        mix_gen.set_state(rng["mix"])
+    if writer:
+        write_config(cfg, out / "run.yaml")
+    main, target = make_loaders(cfg, step, rank, world)
     batches = _forever(main)
     targets = _forever(target) if target is not None else None
-    gen = torch.Generator().manual_seed(cfg.seed + 2)
-    log_path = out / "log.csv"
-    new_log = not (resume and log_path.exists())
-    with open(log_path if writer else os.devnull, "w" if new_log else "a", newline="") as fh:
-        log = csv.writer(fh)
-        if new_log:
-            log.writerow(["step", "loss", "ce", "align", "mix", "lr", "seconds"])
+    saved: int | None = step if resume else None
+    with _sigterm_as_interrupt(), _Log(out, resume, writer, cfg.tensorboard) as logger:
         bar = tqdm(total=cfg.iters, initial=step, desc=f"train {cfg.mode}",
                    disable=not (progress and writer), dynamic_ncols=True)
-        while step < cfg.iters:
-            t0 = time.perf_counter()
-            batch = next(batches)
-            with torch.autocast(device.type, enabled=cfg.amp,
-                                dtype=torch.bfloat16 if device.type == "cpu" else torch.float16):
-                terms = _step(net, taps, align, teacher, batch,
-                              next(targets) if targets is not None else None, device, gen)
-            loss = sum(terms.values())
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            if teacher is not None:
-                ema_update(teacher, model, cfg.ema)
-            step += 1
-            values = {k: float(v.detach()) for k, v in terms.items()}
-            log.writerow([step, f"{float(loss.detach()):.5f}", f"{values.get('ce', 0):.5f}",
-                          f"{values.get('align', 0):.5f}", f"{values.get('mix', 0):.5f}",
-                          f"{sched.get_last_lr()[0]:.3g}", f"{time.perf_counter() - t0:.4f}"])
-            bar.set_postfix({k: f"{v:.3f}" for k, v in values.items()})
-            bar.update(1)
-            if step % 20 == 0:
-                fh.flush()  # so that `tail -f log.csv` follows the run
-            if writer and (step % 500 == 0 or step == cfg.iters):
-                _save(last, {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                             "scheduler": sched.state_dict(), "step": step,
-                             "teacher": teacher.state_dict() if teacher is not None else {},
-                             "num_classes": ds.num_classes, "model_name": cfg.model,
-                             "config": json.dumps(dataclasses.asdict(cfg)),
-                             "class_names": [c.name for c in ds.classes]})
-        bar.close()
-    if taps is not None:
-        taps.remove()
-    if distributed:
-        dist.barrier()
-        dist.destroy_process_group()
+        try:
+            while step < cfg.iters:
+                t0 = time.perf_counter()
+                batch = next(batches)
+                tbatch = next(targets) if targets is not None else None
+                with torch.autocast(device.type, enabled=cfg.amp, dtype=parts.amp_dtype):
+                    terms = _terms(parts, cfg, batch, tbatch, device, mix_gen)
+                loss = torch.stack(list(terms.values())).sum()
+                values = {k: float(v.detach()) for k, v in terms.items()}
+                if not math.isfinite(float(loss.detach())):
+                    raise _diverged(cfg, step, values, saved, last)
+                _optimise(parts, loss)
+                if parts.teacher is not None:
+                    ema_update(parts.teacher, parts.model, ema_alpha(step, cfg.ema))
+                step += 1
+                logger.row(step, float(loss.detach()), values, float(parts.sched.get_last_lr()[0]),
+                           time.perf_counter() - t0)
+                bar.set_postfix({k: f"{v:.3f}" for k, v in values.items()})
+                bar.update(1)
+                if step % cfg.checkpoint_every == 0 or step == cfg.iters:
+                    if not _all_finite(parts.model):
+                        raise _diverged(cfg, step - 1, values, saved, last)
+                    if writer:
+                        _save(last, _checkpoint(parts, cfg, step, class_names, mix_gen))
+                    saved = step
+        except KeyboardInterrupt:
+            saved = _saved_step(last) if writer else saved
+            kept = (f"{last} from step {saved} is kept; run the same command with --resume "
+                    "to continue from there" if saved else
+                    "no checkpoint had been written yet, so nothing is kept")
+            raise TrainingInterrupted(f"Interrupted at step {step} of {cfg.iters}: {kept}.") \
+                from None
+        finally:
+            bar.close()
+            for taps in (parts.taps, parts.imnet_taps):
+                if taps is not None:
+                    taps.remove()
+            if distributed:
+                dist.destroy_process_group()
     return last
 
 
-def _step(model, taps, align, teacher, batch, target_batch, device, gen) -> dict[str, torch.Tensor]:
-    if "image" in batch:  # baseline: independent images
-        x, y = batch["image"].to(device), batch["label"].to(device)
-        return {"ce": F.cross_entropy(model(x), y, ignore_index=IGNORE)}
-    a, b = batch["image_a"].to(device), batch["image_b"].to(device)
-    y = batch["label"].to(device)
-    n = len(a)
-    logits = model(torch.cat([a, b]))
-    feats = dict(taps.features)
-    terms = {"ce": F.cross_entropy(logits, torch.cat([y, y]), ignore_index=IGNORE)}
-    terms["align"], _ = align({k: v[:n] for k, v in feats.items()},
-                              {k: v[n:] for k, v in feats.items()}, y)
-    if target_batch is None:
-        return terms
-    t = target_batch["image"].to(device)[:n]
-    n = min(n, len(t))
-    a, b, y, t = a[:n], b[:n], y[:n], t[:n]
-    with torch.no_grad():
-        pseudo, q = pseudo_labels(teacher(t))
-    mask = class_mask(y.cpu(), gen).to(device)
-    ma, mb = mix(mask, a, t), mix(mask, b, t)  # the same mask for both appearances
-    ma, mb = _strong_aug(ma, gen), _strong_aug(mb, gen)
-    ym = mix(mask, y, pseudo)
-    weight = mixed_weight(mask, q)
-    mixed_logits = model(torch.cat([ma, mb]))
-    mfeats = dict(taps.features)
-    ce = F.cross_entropy(mixed_logits, torch.cat([ym, ym]), ignore_index=IGNORE, reduction="none")
-    terms["mix"] = (ce * torch.cat([weight, weight])).mean()
-    mixed_align, _ = align({k: v[:n] for k, v in mfeats.items()},
-                           {k: v[n:] for k, v in mfeats.items()}, ym)
-    terms["align"] = terms["align"] + mixed_align
-    return terms
+class _Log:
+    """``log.csv`` (one row per step; rank 0 only) and optional TensorBoard events."""
 
+    def __init__(self, out: Path, resume: bool, writer: bool, tensorboard: bool) -> None:
+        self.path = out / "log.csv"
+        self.new = not (resume and self.path.exists())
+        self.writer = writer
+        self.tensorboard = tensorboard and writer
+        self.events: Any = None
 
-@torch.no_grad()
-def evaluate_dataset(model, path: str, split: str, device: torch.device,
-                     progress: bool = True) -> dict[str, Any]:
-    """mIoU per appearance and overall, and cross-appearance consistency, on a .h5 split."""
-    model.eval()
-    ds = PairedAppearanceDataset(path, split, all_appearances=True)
-    names = ds.appearances
-    k = ds.reader.num_classes
-    per = {n: ConfusionMatrix(k) for n in names}
-    overall = ConfusionMatrix(k)
-    pair_cm = ConfusionMatrix(k)
-    agree: list[float] = []
-    for item in tqdm(ds, desc="evaluate", disable=not progress, dynamic_ncols=True):
-        images, label = item["images"].to(device), item["label"]
-        preds = model(images).argmax(1).cpu()
-        for name, pred in zip(names, preds, strict=True):
-            per[name].update(pred, label)
-            overall.update(pred, label)
-        for i, j in itertools.combinations(range(len(names)), 2):
-            agree.append(agreement(preds[i], preds[j], label))
-            pair_cm.update(preds[j], torch.where(label == IGNORE, label, preds[i]))
-    model.train()
-    return _report(overall, ds.reader.classes, {
-        "per_appearance": {n: {"miou16": cm.miou(), "miou13": cm.miou13()}
-                           for n, cm in per.items()},
-        "consistency": {"agreement": float(sum(agree) / max(len(agree), 1)),
-                        "miou_between_appearances": pair_cm.miou()}})
+    def __enter__(self) -> _Log:
+        self.fh = open(self.path if self.writer else os.devnull, "w" if self.new else "a",
+                       newline="")
+        self.csv = csv.writer(self.fh)
+        if self.new:
+            self.csv.writerow(LOG_COLUMNS)
+        if self.tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                self.fh.close()
+                raise UserError("--tensorboard needs the tensorboard package: pip install "
+                                "tensorboard (log.csv is written without it).") from None
+            self.events = SummaryWriter(str(self.path.parent / "tensorboard"))
+        return self
 
+    def row(self, step: int, loss: float, values: dict[str, float], lr: float,
+            seconds: float) -> None:
+        self.csv.writerow([step, f"{loss:.5f}", *(f"{values.get(k, 0):.5f}" for k in
+                                                  ("ce", "align", "mix", "fdist")),
+                           f"{lr:.3g}", f"{seconds:.4f}"])
+        if step % 20 == 0:
+            self.fh.flush()  # so that `tail -f log.csv` follows the run
+        if self.events is not None:
+            self.events.add_scalar("loss/total", loss, step)
+            for k, v in values.items():
+                self.events.add_scalar(f"loss/{k}", v, step)
+            self.events.add_scalar("lr", lr, step)
 
-@torch.no_grad()
-def evaluate_folder(model, dataset, num_classes: int, device: torch.device, classes,
-                    progress: bool = True) -> dict[str, Any]:
-    model.eval()
-    cm = ConfusionMatrix(num_classes)
-    for item in tqdm(dataset, desc="evaluate", disable=not progress, dynamic_ncols=True):
-        if "label" not in item:
-            raise UserError(f"{item['path']} has no label: evaluation needs labelled images.")
-        pred = model(item["image"].unsqueeze(0).to(device)).argmax(1)[0].cpu()
-        cm.update(pred, item["label"])
-    model.train()
-    return _report(cm, classes, {})
-
-
-def _report(cm: ConfusionMatrix, classes, extra: dict[str, Any]) -> dict[str, Any]:
-    iou = cm.iou()
-    return {"miou16": cm.miou(), "miou13": cm.miou13(), "pixel_accuracy": cm.pixel_accuracy(),
-            "per_class": {c.name: (None if math.isnan(float(v)) else float(v))
-                          for c, v in zip(classes, iou, strict=True)}, **extra}
+    def __exit__(self, *exc: object) -> None:
+        self.fh.close()
+        if self.events is not None:
+            self.events.close()

@@ -75,8 +75,8 @@ def gaussian_mmd(a: torch.Tensor, b: torch.Tensor, kernels: int = 5,
     d2 = torch.cdist(x, x).pow(2)
     n = len(x)
     base = d2.detach().sum() / max(n * n - n, 1)
-    k = sum(torch.exp(-d2 / (base * multiplier ** (i - kernels // 2) + 1e-12))
-            for i in range(kernels))
+    k = torch.stack([torch.exp(-d2 / (base * multiplier ** (i - kernels // 2) + 1e-12))
+                     for i in range(kernels)]).sum(0)
     na = len(a)
     return k[:na, :na].mean() + k[na:, na:].mean() - 2 * k[:na, na:].mean()
 
@@ -143,7 +143,8 @@ class AlignmentLoss(nn.Module):
         terms = {}
         for layer, weight in self.weights.items():
             fa, fb = feats_a[layer], feats_b[layer]
-            small = downscale_label(label, tuple(fa.shape[-2:]), self.num_classes)
+            small = downscale_label(label, (fa.shape[-2], fa.shape[-1]), self.num_classes)
             terms[layer] = weight * self.fn(fa.float(), fb.float(), small != IGNORE)
-        total = sum(terms.values()) if terms else label.new_zeros((), dtype=torch.float32)
+        total = (torch.stack(list(terms.values())).sum() if terms else
+                 label.new_zeros((), dtype=torch.float32))
         return total, terms

@@ -1,0 +1,180 @@
+"""Run settings: recipes, a config file (``run.yaml``), and their validation.
+
+A setting comes from, in increasing precedence: the recipe, ``--config FILE``, the
+command line. The resolved settings are written to ``OUT/run.yaml`` (and into every
+checkpoint), so ``carla4agt train --config OUT/run.yaml`` repeats a run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from carla4agt_data.errors import UserError
+
+MODES = ("baseline", "aligned", "uda")
+ALIGNS = ("cosine", "l2", "mmd", "contrast")
+MAX_CROP = 4096
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs; saved (as plain data) in ``run.yaml`` and every checkpoint."""
+
+    data: str
+    out: str
+    recipe: str = "daformer"
+    mode: str = "aligned"  # baseline | aligned | uda
+    model: str = "daformer_mit_b5"
+    weights: str = "imagenet"  # "" (random), "imagenet" or a path
+    # alignment
+    align: str = "cosine"  # cosine | l2 | mmd | contrast
+    align_layers: tuple[str, ...] = ()  # default: the model's
+    align_weight: float = 0.1
+    # data
+    appearances: tuple[str, ...] = ()  # default: all in the file
+    max_layouts: int = 0  # 0: all training layouts
+    target: str = ""  # uda: folder of target images (images/)
+    crop: int = 512
+    batch: int = 4  # images per step (aligned and uda: batch // 2 pairs)
+    workers: int = 2
+    rcs: bool = True  # rare-class sampling
+    rcs_temperature: float = 0.01
+    rcs_min_pixels: int = 3000
+    rcs_min_crop_ratio: float = 0.5
+    # optimisation (AdamW, linear warm-up, polynomial decay)
+    iters: int = 40000
+    lr: float = 6e-5
+    head_lr_mult: float = 10.0
+    weight_decay: float = 0.01
+    warmup_iters: int = 1500
+    warmup_ratio: float = 1e-6  # warm-up starts at lr * warmup_ratio
+    poly_power: float = 1.0
+    amp: bool = False
+    # self-training (uda)
+    ema: float = 0.999  # the teacher's momentum, reached after 1000 steps
+    pseudo_threshold: float = 0.968
+    pseudo_crop: bool = True  # DAFormer: ignore the top 15 and bottom 120 of 512 rows
+    fdist_lambda: float = 0.005  # ImageNet feature distance on thing classes; 0: off
+    mix_aug_shared: bool = True  # A and B of a mixed pair share one colour/blur draw
+    # bookkeeping
+    seed: int = 0
+    device: str = "auto"
+    checkpoint_every: int = 500
+    tensorboard: bool = False
+
+
+_QUICK = {"model": "lraspp_mobilenet_v3_large", "weights": "", "batch": 8, "iters": 1000,
+          "lr": 6e-4, "head_lr_mult": 1.0, "warmup_iters": 0, "poly_power": 0.9,
+          "rcs": False, "pseudo_crop": False, "fdist_lambda": 0.0}
+
+# recipe -> the settings it changes from the TrainConfig defaults (which are DAFormer's)
+RECIPES: dict[str, dict[str, Any]] = {"daformer": {}, "quick": _QUICK}
+
+FIELDS = {f.name: f for f in dataclasses.fields(TrainConfig)}
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The settings of a ``run.yaml`` (unknown keys are refused, naming them)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+        if len(text) > 1_000_000:
+            raise UserError(f"{path}: over 1 MB; a run config is a short YAML file.")
+        data = yaml.safe_load(text)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read the config file ({exc.strerror}).") from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"{path}: not valid YAML ({str(exc).splitlines()[0]}).") from None
+    if not isinstance(data, dict):
+        raise UserError(f"{path}: a config file is a mapping of settings "
+                        f"(such as 'mode: uda'), not a {type(data).__name__}.")
+    unknown = [k for k in data if k not in FIELDS]
+    if unknown:
+        raise UserError(f"{path}: unknown setting(s) {', '.join(map(str, unknown))}. Valid "
+                        "settings are " + ", ".join(FIELDS) + ".")
+    return data
+
+
+def resolve(cli: dict[str, Any], config_file: str | None = None) -> TrainConfig:
+    """Recipe < config file < command line (``None`` on the command line: not given)."""
+    from_file = read_config_file(config_file) if config_file else {}
+    given = {k: v for k, v in cli.items() if v is not None}
+    recipe = given.get("recipe", from_file.get("recipe", "daformer"))
+    if recipe not in RECIPES:
+        raise UserError(f"Unknown recipe {recipe!r}. Valid values are "
+                        + ", ".join(RECIPES) + ".")
+    model = from_file.get("model")
+    if "model" not in given and isinstance(model, str) and ":" in model:
+        raise UserError(f"{config_file} names the model {model!r}, which is not built in. A "
+                        "config file is data and may not name code to import: pass your own "
+                        f"model on the command line: --model {model}.")
+    values: dict[str, Any] = {**RECIPES[recipe], **from_file, **given, "recipe": recipe}
+    for key in ("data", "out"):
+        if not values.get(key):
+            raise UserError(f"--{key} is needed (on the command line or in the config file).")
+    for key in ("align_layers", "appearances"):
+        if isinstance(values.get(key), list):
+            values[key] = tuple(values[key])
+    try:
+        cfg = TrainConfig(**values)
+    except TypeError as exc:
+        raise UserError(f"Invalid settings: {exc}.") from None
+    validate(cfg, config_file)
+    return cfg
+
+
+def _number(cfg: TrainConfig, name: str, low: float, high: float = math.inf,
+            low_open: bool = False) -> None:
+    value = getattr(cfg, name)
+    flag = "--" + name.replace("_", "-")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise UserError(f"{flag}: expected a number, got {value!r}.")
+    ok = math.isfinite(value) and (value > low if low_open else value >= low) and value <= high
+    if not ok:
+        bound = f"{'above' if low_open else 'at least'} {low:g}"
+        if high != math.inf:
+            bound += f" and at most {high:g}"
+        raise UserError(f"{flag} {value}: must be a finite number {bound}.")
+
+
+def validate(cfg: TrainConfig, source: str | None = None) -> None:
+    """Refuse settings that cannot train, naming the value (``source``: the config file)."""
+    where = f" (from {source})" if source else ""
+    for name, allowed in (("mode", MODES), ("align", ALIGNS)):
+        if getattr(cfg, name) not in allowed:
+            raise UserError(f"--{name} {getattr(cfg, name)!r}{where}: valid values are "
+                            + ", ".join(allowed) + ".")
+    for name, low, high, low_open in (
+            ("lr", 0, 1e3, True), ("align_weight", 0, 1e6, False), ("head_lr_mult", 0, 1e6, True),
+            ("weight_decay", 0, 1e3, False), ("warmup_ratio", 0, 1, False),
+            ("poly_power", 0, 1e3, False), ("ema", 0, 1, False),
+            ("pseudo_threshold", 0, 1, False), ("fdist_lambda", 0, 1e6, False),
+            ("rcs_temperature", 0, 1e6, True), ("rcs_min_crop_ratio", 0, 1, False),
+            ("iters", 1, 1e9, False), ("batch", 2, 4096, False), ("crop", 16, MAX_CROP, False),
+            ("workers", 0, 256, False), ("max_layouts", 0, 1e9, False),
+            ("warmup_iters", 0, 1e9, False), ("rcs_min_pixels", 0, 1e9, False),
+            ("checkpoint_every", 1, 1e9, False)):
+        try:
+            _number(cfg, name, low, high, low_open)
+        except UserError as exc:
+            raise UserError(f"{exc}{where}".rstrip(".") + ".") from None
+
+
+def write_config(cfg: TrainConfig, path: Path) -> None:
+    from carla4agt_data.fileio import write_atomic
+
+    data = {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(cfg).items()}
+    # absolute paths, so the file repeats the run from any folder
+    for key in ("data", "out", "target"):
+        if data[key]:
+            data[key] = str(Path(str(data[key])).absolute())
+    if data["weights"] not in ("", "imagenet"):
+        data["weights"] = str(Path(str(data["weights"])).absolute())
+    write_atomic(path, "# carla4agt train settings; repeat with: carla4agt train --config "
+                 f"{path.absolute()}\n" + yaml.safe_dump(data, sort_keys=False))
