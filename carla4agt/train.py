@@ -98,7 +98,7 @@ def train_cmd(config_file, resume, progress, **flags) -> None:
                      log=lambda s: click.echo(s, err=True))
     except TrainingInterrupted as exc:
         click.echo(str(exc), err=True)
-        sys.exit(130)
+        sys.exit(exc.exit_code)
     click.echo(f"Wrote {path}, {Path(cfg.out) / 'run.yaml'} and {Path(cfg.out) / 'log.csv'}.")
 
 

@@ -172,7 +172,7 @@ def _stub_without_torch(folder: Path) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": f"{folder}{os.pathsep}{ROOT}"}
 
 
-@pytest.mark.parametrize("command", ["evaluate", "train"])
+@pytest.mark.parametrize("command", ["evaluate", pytest.param("train", marks=pytest.mark.slow)])
 def test_without_torch_installed(files, tmp_path, command):
     args = (_eval(files, "run/last.pt") if command == "evaluate" else _train(files))
     proc = subprocess.run([sys.executable, "-m", "carla4agt", *args], capture_output=True,
@@ -198,7 +198,7 @@ def test_sigterm_says_which_checkpoint_is_kept(files, tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 130, stderr
+    assert proc.returncode == 143, stderr  # 128 + SIGTERM
     assert "Traceback" not in stderr and "Interrupted at step" in stderr
     step = torch.load(out / "last.pt", weights_only=True)["step"]
     assert f"{out / 'last.pt'} from step {step} is kept" in stderr

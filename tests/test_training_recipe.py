@@ -84,7 +84,8 @@ def test_item3_custom_model_without_layers_is_refused_for_alignment(tiny, tmp_pa
     assert _run([*base, "--mode", "aligned", "--align-layers", "conv"]).exit_code == 0
 
 
-@pytest.mark.parametrize("model", ["daformer_mit_b0", "segformer_mit_b0"])
+@pytest.mark.parametrize("model", ["daformer_mit_b0",
+                                   pytest.param("segformer_mit_b0", marks=pytest.mark.slow)])
 def test_mit_models_train_and_evaluate(tiny, tmp_path, model):
     data, _ = tiny
     out = tmp_path / model
@@ -215,6 +216,7 @@ def test_item10_float16_needs_a_scaler():
     assert amp_settings(torch.device("cpu"), True) == (torch.bfloat16, False)
 
 
+@pytest.mark.slow
 def test_uda_daformer_recipe_with_feature_distance(tiny, tmp_path):
     from segmentation_models_pytorch.encoders import get_encoder
 

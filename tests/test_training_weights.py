@@ -47,7 +47,8 @@ def test_torchvision_segmentation_dict_skips_the_other_classifier(tmp_path):
                  other.state_dict()["classifier.cbr.0.weight"])
 
 
-@pytest.mark.parametrize("layout", ["bare", "smp", "mmseg", "ddp", "ours"])
+@pytest.mark.parametrize("layout", ["bare", "mmseg", *(pytest.param(x, marks=pytest.mark.slow)
+                                                      for x in ("smp", "ddp", "ours"))])
 def test_mit_encoder_in_every_key_layout(tmp_path, layout):
     from segmentation_models_pytorch.encoders import get_encoder
 

@@ -13,10 +13,8 @@ import itertools
 import json
 import math
 import os
-import signal
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +31,7 @@ from tqdm import tqdm
 from carla4agt_data.dataset import open_dataset
 from carla4agt_data.errors import UserError
 from carla4agt_data.fileio import atomic_path
+from carla4agt_data.processes import interrupt_exit_code, sigterm_as_interrupt
 from loaders import AppearanceDataset, PairedAppearanceDataset, image_folder, joint_transforms
 from loaders.samplers import RareClassCrop, RareClassSampler
 from loaders.transforms import RandomScaleCrop
@@ -60,8 +59,20 @@ IGNORE = 255
 LOG_COLUMNS = ["step", "loss", "ce", "align", "mix", "fdist", "lr", "seconds"]
 
 
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """See :func:`training.evaluate.load_checkpoint`."""
+    from .evaluate import load_checkpoint as load
+
+    return load(path)
+
+
 class TrainingInterrupted(UserError):
-    """Ctrl-C or SIGTERM: the message says which checkpoint (and step) is kept."""
+    """Ctrl-C or SIGTERM: the message says which checkpoint (and step) is kept;
+    ``exit_code`` is the shell's (130 for Ctrl-C, 143 for SIGTERM)."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 class TrainingDiverged(UserError):
@@ -90,6 +101,9 @@ def device_for(name: str) -> torch.device:
     if device.type == "cuda" and "LOCAL_RANK" in os.environ:  # torchrun: one GPU per process
         return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
     return device
+
+
+_device = device_for  # the name training.study_run uses
 
 
 def _distributed(device: torch.device) -> bool:
@@ -387,22 +401,6 @@ def _optimise(parts: Parts, loss: torch.Tensor) -> None:
 # the run
 
 
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM (a cluster's time limit, ``kill``) stops the run like Ctrl-C."""
-    def handler(signum, frame):  # noqa: ARG001
-        raise KeyboardInterrupt
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def _diverged(cfg: TrainConfig, step: int, values: dict[str, float], saved: int | None,
               last: Path) -> TrainingDiverged:
     terms = ", ".join(f"{k} {v:.4g}" for k, v in values.items())
@@ -457,7 +455,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
     batches = _forever(main)
     targets = _forever(target) if target is not None else None
     saved: int | None = step if resume else None
-    with _sigterm_as_interrupt(), _Log(out, resume, writer, cfg.tensorboard) as logger:
+    with sigterm_as_interrupt(), _Log(out, resume, writer, cfg.tensorboard) as logger:
         bar = tqdm(total=cfg.iters, initial=step, desc=f"train {cfg.mode}",
                    disable=not (progress and writer), dynamic_ncols=True)
         try:
@@ -485,13 +483,13 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
                     if writer:
                         _save(last, _checkpoint(parts, cfg, step, class_names, mix_gen))
                     saved = step
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
             saved = _saved_step(last) if writer else saved
             kept = (f"{last} from step {saved} is kept; run the same command with --resume "
                     "to continue from there" if saved else
                     "no checkpoint had been written yet, so nothing is kept")
-            raise TrainingInterrupted(f"Interrupted at step {step} of {cfg.iters}: {kept}.") \
-                from None
+            raise TrainingInterrupted(f"Interrupted at step {step} of {cfg.iters}: {kept}.",
+                                      interrupt_exit_code(exc)) from None
         finally:
             bar.close()
             for taps in (parts.taps, parts.imnet_taps):

@@ -13,9 +13,9 @@ from tqdm import tqdm
 
 from loaders import PairedAppearanceDataset
 
+from .evaluate import model_from_checkpoint
 from .loop import TrainConfig, _device, load_checkpoint, train
 from .metrics import ConfusionMatrix
-from .model import build_model
 from .study import Cell, StudyRun
 
 
@@ -67,9 +67,7 @@ def make_study_run(base: TrainConfig, *, split: str = "val",
     def run_evaluate(cell: Cell, checkpoint: Path) -> dict[str, Any]:
         state = load_checkpoint(checkpoint)
         k = int(state["num_classes"])
-        model, _ = build_model(str(state["model_name"]), k)
-        model.load_state_dict(state["model"])
-        model.to(device)
+        model = model_from_checkpoint(state, checkpoint).to(device)
         per, classes = dataset_matrices(model, base.data, split, device, progress)
         matrices = {name: cm.matrix.tolist() for name, cm in per.items()}
         for name, dataset in (targets or {}).items():
