@@ -1,78 +1,90 @@
-"""Step time of `aligned` against `baseline` on the same number of images per step.
+"""Step time of `baseline`, `aligned` and `uda` on the same model and images per step.
 
-Same model, same 8 images per step (baseline: 8 independent images; aligned: 4 pairs with
-feature taps and the alignment loss on two layers), forward + backward + optimizer step,
-on random inputs so data loading does not blur the comparison. Interleaved rounds, median.
+The reference loop's own step (training.loop: model, teacher, taps, alignment, ClassMix,
+strong augmentation, AdamW with DAFormer's groups), forward + backward + optimizer step
+(+ EMA update for uda), on random inputs so data loading does not blur the comparison.
+Every mode sees ``--pairs`` pairs: baseline as 2 x pairs independent images, aligned as
+pairs with feature alignment on the model's layers, uda adds one target image per pair,
+the teacher's pseudo-labels and the mixed pairs. Interleaved rounds, median, ratios to
+baseline from the same run.
 
-    python benchmarks/train_step_time.py [--device cuda] [--crop 256]
+    nice -n 19 python benchmarks/train_step_time.py [--model daformer_mit_b0] [--crop 512]
+        [--pairs 2] [--steps 3] [--device cpu|cuda]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import tempfile
 import time
 
 import torch
-import torch.nn.functional as F
 
-from training.losses import AlignmentLoss
-from training.model import FeatureTaps, build_model
+from training.classmix import ema_alpha, ema_update
+from training.config import TrainConfig
+from training.loop import _optimise, _terms, build_parts
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--model", default="lraspp_mobilenet_v3_large")
-    parser.add_argument("--crop", type=int, default=256)
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--model", default="daformer_mit_b0")
+    parser.add_argument("--crop", type=int, default=512)
+    parser.add_argument("--pairs", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--align", default="cosine")
     args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch.manual_seed(0)
     device = torch.device(args.device)
-    model, layers = build_model(args.model, 16)
-    model.to(device).train()
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    x = torch.randn(args.batch, 3, args.crop, args.crop, device=device)
-    y = torch.randint(0, 16, (args.batch, args.crop, args.crop), device=device)
-    y[:, :, : args.crop // 8] = 255
-    half = args.batch // 2
-    align = AlignmentLoss(args.align, dict.fromkeys(layers, 0.1), 16)
-    taps = FeatureTaps(model, layers)
+    n, c = args.pairs, args.crop
+    y = torch.randint(0, 16, (n, c, c))
+    y[:, : c // 8] = 255
+    a, b = torch.randn(n, 3, c, c), torch.randn(n, 3, c, c)
+    batches = {"baseline": {"image": torch.cat([a, b]), "label": torch.cat([y, y])},
+               "aligned": {"image_a": a, "image_b": b, "label": y},
+               "uda": {"image_a": a, "image_b": b, "label": y}}
+    target = {"image": torch.randn(n, 3, c, c)}
+    parts = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for mode in batches:
+            cfg = TrainConfig(data="-", out=tmp, recipe="daformer", mode=mode, model=args.model,
+                              align=args.align, crop=c, batch=2 * n, lr=6e-5,
+                              head_lr_mult=10.0, warmup_iters=0, poly_power=1.0, iters=10**6,
+                              pseudo_crop=True)
+            names = [str(i) for i in range(16)]
+            parts[mode] = (cfg, build_parts(cfg, 16, names, device, False))
+    gen = torch.Generator().manual_seed(0)
 
-    def baseline() -> None:
-        loss = F.cross_entropy(model(x), y, ignore_index=255)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    def step(mode: str) -> None:
+        cfg, p = parts[mode]
+        terms = _terms(p, cfg, batches[mode], target if mode == "uda" else None, device, gen)
+        _optimise(p, torch.stack(list(terms.values())).sum())
+        if p.teacher is not None:
+            ema_update(p.teacher, p.model, ema_alpha(100, cfg.ema))
 
-    def aligned() -> None:
-        logits = model(x)
-        feats = taps.features
-        loss = F.cross_entropy(logits, y, ignore_index=255)
-        term, _ = align({k: v[:half] for k, v in feats.items()},
-                        {k: v[half:] for k, v in feats.items()}, y[:half])
-        opt.zero_grad()
-        (loss + term).backward()
-        opt.step()
-
-    times: dict[str, list[float]] = {"baseline": [], "aligned": []}
-    for fn in (baseline, aligned):  # warm-up
-        fn()
+    times: dict[str, list[float]] = {m: [] for m in batches}
+    for mode in batches:  # warm-up
+        step(mode)
     for _ in range(args.steps):
-        for name, fn in (("baseline", baseline), ("aligned", aligned)):
+        for mode in batches:
             if device.type == "cuda":
                 torch.cuda.synchronize()
             start = time.perf_counter()
-            fn()
+            step(mode)
             if device.type == "cuda":
                 torch.cuda.synchronize()
-            times[name].append(time.perf_counter() - start)
-    b, a = statistics.median(times["baseline"]), statistics.median(times["aligned"])
-    print(f"{args.model}, {args.batch} images of {args.crop}x{args.crop} per step on "
-          f"{device.type}, {args.align} alignment on {len(layers)} layers: baseline "
-          f"{b * 1000:.0f} ms, aligned {a * 1000:.0f} ms, ratio {a / b:.3f}")
+            times[mode].append(time.perf_counter() - start)
+    base = statistics.median(times["baseline"])
+    layers = len(parts["aligned"][1].layers)
+    print(f"{args.model}, {n} pairs ({2 * n} images) of {c}x{c} per step on {device.type} "
+          f"({torch.get_num_threads()} threads), {args.align} alignment on {layers} layers, "
+          f"median of {args.steps} interleaved steps:")
+    for mode, values in times.items():
+        median = statistics.median(values)
+        print(f"  {mode:9s} {median * 1000:8.0f} ms  ratio to baseline {median / base:.2f}")
 
 
 if __name__ == "__main__":

@@ -411,6 +411,100 @@ def _diverged(cfg: TrainConfig, step: int, values: dict[str, float], saved: int 
         f"--align-weight (now {cfg.align_weight:g}), or try without --amp.")
 
 
+@dataclass
+class Run:
+    """The state of one run between steps."""
+
+    cfg: TrainConfig
+    device: torch.device
+    parts: Parts
+    last: Path  # <out>/last.pt
+    step: int
+    saved: int | None  # step of the checkpoint written by this run (or resumed from)
+    batches: Iterator[dict[str, Any]]
+    targets: Iterator[dict[str, Any]] | None
+    mix_gen: torch.Generator
+    class_names: list[str]
+    writer: bool  # rank 0 writes the log and checkpoints
+    distributed: bool
+
+
+def start_run(cfg: TrainConfig, resume: bool = False, custom_model: bool = False,
+              log: Callable[[str], None] = lambda s: None) -> Run:
+    """Check the settings against the data and machine, build the parts, restore a
+    checkpoint (``resume``), write ``run.yaml`` and open the data streams."""
+    device = device_for(cfg.device)
+    torch.manual_seed(cfg.seed)
+    ds = open_dataset(cfg.data)
+    width, height = ds.size
+    _check_crop(cfg, height, width)
+    distributed = _distributed(device)
+    rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
+    class_names = [c.name for c in ds.classes]
+    parts = build_parts(cfg, ds.num_classes, class_names, device, distributed, custom_model,
+                        log if rank == 0 else (lambda s: None))
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    last = out / "last.pt"
+    step, rng = _restore(parts, last, cfg.data) if resume else (0, {})
+    if "torch" in rng:
+        torch.set_rng_state(rng["torch"])
+    mix_gen = torch.Generator().manual_seed(stream_seed(cfg, step, rank, 3))
+    if "mix" in rng and not distributed:
+        mix_gen.set_state(rng["mix"])
+    if rank == 0:
+        write_config(cfg, out / "run.yaml")
+    main, target = make_loaders(cfg, step, rank, world)
+    return Run(cfg, device, parts, last, step, step if resume else None, _forever(main),
+               _forever(target) if target is not None else None, mix_gen, class_names,
+               rank == 0, distributed)
+
+
+def train_step(run: Run) -> tuple[float, dict[str, float]]:
+    """One optimisation step (and the teacher's EMA update); returns the loss and its terms.
+    Raises :class:`TrainingDiverged` before touching the weights if the loss is not finite."""
+    cfg, parts = run.cfg, run.parts
+    batch = next(run.batches)
+    target = next(run.targets) if run.targets is not None else None
+    with torch.autocast(run.device.type, enabled=cfg.amp, dtype=parts.amp_dtype):
+        terms = _terms(parts, cfg, batch, target, run.device, run.mix_gen)
+    loss = torch.stack(list(terms.values())).sum()
+    values = {k: float(v.detach()) for k, v in terms.items()}
+    if not math.isfinite(float(loss.detach())):
+        raise _diverged(cfg, run.step, values, run.saved, run.last)
+    _optimise(parts, loss)
+    if parts.teacher is not None:
+        ema_update(parts.teacher, parts.model, ema_alpha(run.step, cfg.ema))
+    run.step += 1
+    return float(loss.detach()), values
+
+
+def save_checkpoint(run: Run, values: dict[str, float]) -> None:
+    """Write ``last.pt`` (rank 0), unless the weights stopped being finite."""
+    if not _all_finite(run.parts.model):
+        raise _diverged(run.cfg, run.step - 1, values, run.saved, run.last)
+    if run.writer:
+        _save(run.last, _checkpoint(run.parts, run.cfg, run.step, run.class_names, run.mix_gen))
+    run.saved = run.step
+
+
+def _interrupted(run: Run, exc: KeyboardInterrupt) -> TrainingInterrupted:
+    saved = _saved_step(run.last) if run.writer else run.saved
+    kept = (f"{run.last} from step {saved} is kept; run the same command with --resume to "
+            "continue from there" if saved else
+            "no checkpoint had been written yet, so nothing is kept")
+    return TrainingInterrupted(f"Interrupted at step {run.step} of {run.cfg.iters}: {kept}.",
+                               interrupt_exit_code(exc))
+
+
+def _finish(run: Run) -> None:
+    for taps in (run.parts.taps, run.parts.imnet_taps):
+        if taps is not None:
+            taps.remove()
+    if run.distributed:
+        dist.destroy_process_group()
+
+
 def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
           custom_model: bool = False, log: Callable[[str], None] = lambda s: None) -> Path:
     """Train; returns the path of the last checkpoint (``<out>/last.pt``).
@@ -429,75 +523,27 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
         TrainingInterrupted: on Ctrl-C or SIGTERM, saying which checkpoint is kept.
         TrainingDiverged: when the loss is no longer finite.
     """
-    device = device_for(cfg.device)
-    torch.manual_seed(cfg.seed)
-    ds = open_dataset(cfg.data)
-    width, height = ds.size
-    _check_crop(cfg, height, width)
-    out = Path(cfg.out)
-    distributed = _distributed(device)
-    rank, world = (dist.get_rank(), dist.get_world_size()) if distributed else (0, 1)
-    writer = rank == 0
-    class_names = [c.name for c in ds.classes]
-    parts = build_parts(cfg, ds.num_classes, class_names, device, distributed, custom_model,
-                        log if writer else (lambda s: None))
-    out.mkdir(parents=True, exist_ok=True)
-    last = out / "last.pt"
-    step, rng = _restore(parts, last, cfg.data) if resume else (0, {})
-    if "torch" in rng:
-        torch.set_rng_state(rng["torch"])
-    mix_gen = torch.Generator().manual_seed(stream_seed(cfg, step, rank, 3))
-    if "mix" in rng and not distributed:
-        mix_gen.set_state(rng["mix"])
-    if writer:
-        write_config(cfg, out / "run.yaml")
-    main, target = make_loaders(cfg, step, rank, world)
-    batches = _forever(main)
-    targets = _forever(target) if target is not None else None
-    saved: int | None = step if resume else None
-    with sigterm_as_interrupt(), _Log(out, resume, writer, cfg.tensorboard) as logger:
-        bar = tqdm(total=cfg.iters, initial=step, desc=f"train {cfg.mode}",
-                   disable=not (progress and writer), dynamic_ncols=True)
-        try:
-            while step < cfg.iters:
+    run = start_run(cfg, resume, custom_model, log)
+    bar = tqdm(total=cfg.iters, initial=run.step, desc=f"train {cfg.mode}",
+               disable=not (progress and run.writer), dynamic_ncols=True)
+    try:
+        with sigterm_as_interrupt(), _Log(Path(cfg.out), resume, run.writer,
+                                          cfg.tensorboard) as logger:
+            while run.step < cfg.iters:
                 t0 = time.perf_counter()
-                batch = next(batches)
-                tbatch = next(targets) if targets is not None else None
-                with torch.autocast(device.type, enabled=cfg.amp, dtype=parts.amp_dtype):
-                    terms = _terms(parts, cfg, batch, tbatch, device, mix_gen)
-                loss = torch.stack(list(terms.values())).sum()
-                values = {k: float(v.detach()) for k, v in terms.items()}
-                if not math.isfinite(float(loss.detach())):
-                    raise _diverged(cfg, step, values, saved, last)
-                _optimise(parts, loss)
-                if parts.teacher is not None:
-                    ema_update(parts.teacher, parts.model, ema_alpha(step, cfg.ema))
-                step += 1
-                logger.row(step, float(loss.detach()), values, float(parts.sched.get_last_lr()[0]),
+                loss, values = train_step(run)
+                logger.row(run.step, loss, values, float(run.parts.sched.get_last_lr()[0]),
                            time.perf_counter() - t0)
                 bar.set_postfix({k: f"{v:.3f}" for k, v in values.items()})
                 bar.update(1)
-                if step % cfg.checkpoint_every == 0 or step == cfg.iters:
-                    if not _all_finite(parts.model):
-                        raise _diverged(cfg, step - 1, values, saved, last)
-                    if writer:
-                        _save(last, _checkpoint(parts, cfg, step, class_names, mix_gen))
-                    saved = step
-        except KeyboardInterrupt as exc:
-            saved = _saved_step(last) if writer else saved
-            kept = (f"{last} from step {saved} is kept; run the same command with --resume "
-                    "to continue from there" if saved else
-                    "no checkpoint had been written yet, so nothing is kept")
-            raise TrainingInterrupted(f"Interrupted at step {step} of {cfg.iters}: {kept}.",
-                                      interrupt_exit_code(exc)) from None
-        finally:
-            bar.close()
-            for taps in (parts.taps, parts.imnet_taps):
-                if taps is not None:
-                    taps.remove()
-            if distributed:
-                dist.destroy_process_group()
-    return last
+                if run.step % cfg.checkpoint_every == 0 or run.step == cfg.iters:
+                    save_checkpoint(run, values)
+    except KeyboardInterrupt as exc:
+        raise _interrupted(run, exc) from None
+    finally:
+        bar.close()
+        _finish(run)
+    return run.last
 
 
 class _Log:
