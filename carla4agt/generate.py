@@ -29,7 +29,7 @@ from generator.weather import WeatherPreset
 
 from .interrupts import interrupted
 from .pack import pack_options, report_pack
-from .params import ServerType, ShardType, SizeType, WeathersType
+from .params import FiniteFloatRange, ServerType, ShardType, SizeType, WeathersType
 
 MAX_LAYOUTS = 10_000_000  # ids hold six digits and more; this bounds the plan in memory
 
@@ -76,7 +76,7 @@ def _common(func):
         click.option("--host", default="localhost", show_default=True, help="CARLA server host."),
         click.option("--port", type=click.IntRange(1, 65535), default=2000, show_default=True,
                      help="CARLA server RPC port."),
-        click.option("--timeout", type=click.FloatRange(1, 3600), default=20.0,
+        click.option("--timeout", type=FiniteFloatRange(1, 3600), default=20.0,
                      show_default=True,
                      help="Seconds for every CARLA client call (map loads need 60+)."),
         click.option("--shard", type=ShardType(), default="0/1", show_default=True,
@@ -116,7 +116,7 @@ def _report(summary: RunSummary) -> None:
               help="Dataset seed: layout i is the same for the same seed, on any machine.")
 @click.option("--size", type=SizeType(), default="1024x512", show_default=True,
               help="Image size WIDTHxHEIGHT, 2:1.")
-@click.option("--fov", type=click.FloatRange(1, 179), default=90.0, show_default=True,
+@click.option("--fov", type=FiniteFloatRange(1, 179), default=90.0, show_default=True,
               help="Horizontal field of view in degrees.")
 @click.option("--map", "maps", multiple=True,
               help="CARLA map to sample on (repeat for several, used round-robin).")

@@ -75,3 +75,24 @@ def sigterm_as_interrupt() -> Iterator[None]:
 def interrupt_exit_code(exc: KeyboardInterrupt) -> int:
     """The shell's exit code for this interrupt: 130 for Ctrl-C, 143 for SIGTERM."""
     return 128 + (exc.signum if isinstance(exc, Terminated) else signal.SIGINT)
+
+
+_INTERRUPTS = {signal.SIGINT, signal.SIGTERM}
+
+
+@contextlib.contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM until the block ends (then they arrive). Start workers inside
+    it: an interrupt in the middle of sending a worker its arguments would leave the worker
+    reading half a message. Children inherit the mask: call :func:`allow_interrupts` first
+    thing in each."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _INTERRUPTS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def allow_interrupts() -> None:
+    """Undo an inherited :func:`interrupts_deferred` in a child process."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _INTERRUPTS)

@@ -27,7 +27,7 @@ from tqdm import tqdm
 
 from carla4agt_data.errors import UserError
 from carla4agt_data.fileio import write_atomic
-from carla4agt_data.processes import die_with_parent
+from carla4agt_data.processes import allow_interrupts, die_with_parent, interrupts_deferred
 from carla4agt_data.raw import (
     LAYOUT_FILE,
     MARKER,
@@ -302,6 +302,7 @@ def forget_failures(out: Path, layout_ids: set[str]) -> None:
 
 def _worker_main(job: _Work, queue: Any, parent_pid: int) -> None:
     die_with_parent(parent_pid)  # a killed generate must not leave workers rendering
+    allow_interrupts()  # the parent held them while it started us
     try:
         _run_job(job, lambda name: queue.put(("done", name)))
         queue.put(("exit", None))
@@ -328,8 +329,9 @@ def _execute(jobs: Sequence[_Work], total: int, done: int, progress: bool) -> No
         queue = ctx.Queue()
         procs = [ctx.Process(target=_worker_main, args=(job, queue, os.getpid()),
                              daemon=True) for job in jobs]
-        for p in procs:
-            p.start()
+        with interrupts_deferred():  # never stop half-way through sending a job
+            for p in procs:
+                p.start()
         running = len(procs)
         try:
             while running:
