@@ -11,13 +11,13 @@ Example:
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from carla4agt_data.errors import UserError
 from carla4agt_data.fileio import dump_yaml, write_atomic
+from carla4agt_data.names import check_layout_id as check_layout_id  # the one id rule
 
 from .fields import FieldReader
 from .weather import VEHICLE_LIGHT_FLAGS, import_carla
@@ -28,27 +28,11 @@ BACKENDS = ("builtin", "carla")
 ACTOR_KINDS = ("vehicle", "walker", "prop")
 TRAFFIC_LIGHT_STATES = ("Red", "Yellow", "Green", "Off", "Unknown")
 
-_LAYOUT_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}")
 MAX_COORDINATE = 1e6  # metres from the map origin (CARLA's largest maps span 10 km)
 MAX_ANGLE = 3600.0  # degrees; CARLA keeps yaw 370 as 370, so angles are not normalised
 MAX_ACTORS = 5000
 MAX_TRAFFIC_LIGHTS = 1000
 MAX_SEED = 2**63 - 1
-
-
-def check_layout_id(layout_id: str) -> str:
-    """Return ``layout_id`` if it is safe as a folder name, else raise UserError.
-
-    Allowed: letters, digits, ``.``, ``_``, ``-``; at most 128 characters; no ``..`` and no
-    leading ``.`` (hidden names are reserved for temporary files).
-    """
-    if (not isinstance(layout_id, str) or not _LAYOUT_ID.fullmatch(layout_id)
-            or ".." in layout_id):
-        raise UserError(
-            f"The layout id {repr(layout_id)[:140]} cannot be used as a folder name. Use 1 to 128 "
-            "letters, digits, '.', '_' and '-', not starting with '.' and without '..'."
-        )
-    return layout_id
 
 
 def sampled_layout_id(backend: str, seed: int, index: int) -> str:
