@@ -47,7 +47,7 @@ class BuiltinBackend:
         return {
             "renderer": f"carla4agt-builtin-{RENDERER_VERSION}",
             "city": f"carla4agt-city-{CITY_VERSION}",
-            "moderngl": moderngl.__version__,
+            "moderngl": str(getattr(moderngl, "__version__", "unknown")),
             "gl_renderer": str(info.get("GL_RENDERER", "")),
             "gl_version": str(info.get("GL_VERSION", "")),
             "platform": platform.platform(),

@@ -62,6 +62,11 @@ class Lighting:
         }
 
 
+def _vec3(values) -> tuple[float, float, float]:
+    x, y, z = (float(v) for v in values)
+    return x, y, z
+
+
 def lighting_for(preset: WeatherPreset) -> Lighting:
     w = preset.weather
     alt, az = np.radians(w.sun_altitude_angle), np.radians(w.sun_azimuth_angle)
@@ -99,12 +104,12 @@ def lighting_for(preset: WeatherPreset) -> Lighting:
 
     lights = preset.lights
     return Lighting(
-        sun_dir=tuple(float(v) for v in sun_dir),
-        sun_color=tuple(float(v) for v in sun_color),
-        sky_zenith=tuple(float(v) for v in zenith),
-        sky_horizon=tuple(float(v) for v in horizon),
-        ground_color=tuple(float(v) for v in ground),
-        fog_color=tuple(float(v) for v in fog_color),
+        sun_dir=_vec3(sun_dir),
+        sun_color=_vec3(sun_color),
+        sky_zenith=_vec3(zenith),
+        sky_horizon=_vec3(horizon),
+        ground_color=_vec3(ground),
+        fog_color=_vec3(fog_color),
         fog_density=float(fog_density),
         fog_start=float(w.fog_distance),
         fog_falloff=float(w.fog_falloff) * 0.2,

@@ -12,6 +12,7 @@ over the G-buffer. On llvmpipe this halves the cost of four appearances.
 from __future__ import annotations
 
 from importlib import resources
+from typing import Any
 
 import moderngl
 import numpy as np
@@ -39,7 +40,7 @@ def _shader(name: str) -> str:
 def create_context():
     """A headless OpenGL 3.3+ context, or a UserError that says what to install."""
     try:
-        return moderngl.create_standalone_context(require=330, backend="egl")
+        return moderngl.create_standalone_context(require=330, backend="egl")  # type: ignore[arg-type]
     except Exception as exc:  # moderngl raises plain Exception subclasses here
         raise UserError(
             f"Cannot create a headless OpenGL context for the built-in renderer ({exc}). "
@@ -153,7 +154,7 @@ class BuiltinRenderer:
         self.shadow_tex.repeat_x = self.shadow_tex.repeat_y = False
         self.shadow_fbo = ctx.framebuffer(depth_attachment=self.shadow_tex)
         self._vbo = None
-        self._vaos: dict[str, object] = {}
+        self._vaos: dict[str, Any] = {}
         self._camera: CameraSpec | None = None
         self._lights: tuple[Light, ...] = ()
         self._labels_current = self._gbuffer_current = False
@@ -253,6 +254,7 @@ class BuiltinRenderer:
     def _active_lights(self, lighting: Lighting) -> list[Light]:
         """The lamps and headlights that are on, nearest first, at most MAX_LIGHTS."""
         on = {"street": lighting.street_lights, "head": lighting.head_lights}
+        assert self._camera is not None, "load() a scene first"
         cam = np.array(self._cam_pos)
         yaw = np.radians(self._camera.transform.yaw)
         fwd = np.array([np.cos(yaw), np.sin(yaw), 0.0])
@@ -283,6 +285,7 @@ class BuiltinRenderer:
             self._gbuffer_pass()
         ctx = self.ctx
         lighting = lighting_for(preset)
+        assert self._camera is not None, "load() a scene first"
         light_vp = _light_view_proj(self._camera, np.array(lighting.sun_dir))
         shadow_key = light_vp.tobytes()
         if lighting.shadows and shadow_key != self._shadow_key:  # noon and fog share a sun
