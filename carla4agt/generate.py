@@ -24,6 +24,7 @@ from generator.runner import (
     generate,
     read_failures,
     render_layouts,
+    shard_from_environment,
 )
 from generator.weather import WeatherPreset
 
@@ -55,11 +56,24 @@ class RunOptions:
 _RUN_FIELDS = tuple(f.name for f in fields(RunOptions))
 
 
+def _shard(shard: Shard | None) -> Shard:
+    """--shard, else the Slurm array task's shard (said in the output), else 0/1."""
+    if shard is not None:
+        return shard
+    found = shard_from_environment()
+    if found is None:
+        return Shard()
+    click.echo(f"Shard {found.index}/{found.count} from SLURM_ARRAY_TASK_ID/"
+               "SLURM_ARRAY_TASK_COUNT.", err=True)
+    return found
+
+
 def _common(func):
     """Options shared by generate and render, handed to the command as one ``run`` record."""
 
     @functools.wraps(func)
     def wrapper(**kwargs: Any) -> Any:
+        kwargs["shard"] = _shard(kwargs["shard"])
         run = RunOptions(**{name: kwargs.pop(name) for name in _RUN_FIELDS})
         return func(run=run, **kwargs)
 
@@ -79,9 +93,14 @@ def _common(func):
         click.option("--timeout", type=FiniteFloatRange(1, 3600), default=20.0,
                      show_default=True,
                      help="Seconds for every CARLA client call (map loads need 60+)."),
-        click.option("--shard", type=ShardType(), default="0/1", show_default=True,
-                     help="Render only shard I of N (0-based): layouts whose number % N == I."),
+        click.option("--shard", type=ShardType(), default=None,
+                     help="Render only shard I of N (0-based): layouts whose number % N == I "
+                          "[default: 0/1, or SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT in a "
+                          "Slurm job array]."),
         click.option("--workers", type=click.IntRange(1, 256), default=default_workers(),
+                     show_default=True,
+                     help="Built-in renderer: render processes (each with its own GL context). "
+                          "CARLA uses one process per server (--server)."),
                      show_default=True, help="Render processes (each with its own GL context)."),
         click.option("--antialias", type=click.IntRange(1, 4), default=1, show_default=True,
                      help="Builtin: supersampling factor for RGB (labels are never smoothed)."),
@@ -119,7 +138,8 @@ def _report(summary: RunSummary) -> None:
 @click.option("--fov", type=FiniteFloatRange(1, 179), default=90.0, show_default=True,
               help="Horizontal field of view in degrees.")
 @click.option("--map", "maps", multiple=True,
-              help="CARLA map to sample on (repeat for several, used round-robin).")
+              help="CARLA map to sample on; repeat for several (layout i on map i % N; a "
+                   "server renders each map's layouts as one block).")
 @click.option("--server", "servers", multiple=True, type=ServerType(),
               help="CARLA server HOST:PORT; repeat for several (one render process each).")
 @_common

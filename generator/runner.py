@@ -16,7 +16,7 @@ import multiprocessing as mp
 import os
 import re
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import partial
@@ -71,6 +71,20 @@ def parse_shard(text: str) -> Shard:
     if len(match[1]) > 6 or len(match[2]) > 6:
         raise UserError(f"Invalid shard {text[:40]!r}: use at most 999999 shards.")
     return Shard(int(match[1]), int(match[2]))
+
+
+def shard_from_environment(env: Mapping[str, str] | None = None) -> Shard | None:
+    """The shard of a Slurm job array task (SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT),
+    or None outside one. Submit the array as ``--array=0-<N-1>``."""
+    env = os.environ if env is None else env
+    task, count = env.get("SLURM_ARRAY_TASK_ID"), env.get("SLURM_ARRAY_TASK_COUNT")
+    if task is None or count is None:
+        return None
+    if not (task.isdigit() and count.isdigit()) or not int(task) < int(count):
+        raise UserError(f"SLURM_ARRAY_TASK_ID={task!r} and SLURM_ARRAY_TASK_COUNT={count!r} "
+                        "do not name a shard: submit the array as --array=0-<N-1>, or pass "
+                        "--shard I/N.")
+    return Shard(int(task), int(count))
 
 
 def parse_server(text: str) -> tuple[str, int]:
@@ -150,7 +164,7 @@ class GenerateSettings(RunSettings):
     seed: int = 0
     size: tuple[int, int] = (1024, 512)
     fov: float = 90.0
-    maps: tuple[str, ...] = ()  # CARLA maps, round-robin by layout number
+    maps: tuple[str, ...] = ()  # CARLA maps: layout i on maps[i % len(maps)]
     servers: tuple[tuple[str, int], ...] = ()  # several CARLA servers, one process each
 
     def __post_init__(self) -> None:
@@ -355,13 +369,25 @@ def _split(items: Sequence[Any], workers: int) -> list[tuple[Any, ...]]:
     return [tuple(items[k::workers]) for k in range(workers) if items[k::workers]]
 
 
+def _blocks(items: Sequence[Any], parts: int) -> list[tuple[Any, ...]]:
+    """``items`` cut into ``parts`` contiguous runs of near-equal length."""
+    n = len(items)
+    return [tuple(items[k * n // parts:(k + 1) * n // parts]) for k in range(parts)]
+
+
 def plan_jobs(template: _Job, todo: Sequence[int], workers: int,
               servers: Sequence[tuple[str, int]] = ()) -> list[_Job]:
-    """Deal the layouts to workers: one per CARLA server when several are given (each a
-    process of its own), else ``workers`` processes."""
-    if servers:
+    """Deal the layouts to processes. CARLA: exactly one process per server (a server
+    serves one ticking client; ``workers`` does not apply), each given whole blocks of
+    one map's layouts (layout i is on map i % len(maps)), so that a server loads each of
+    its maps once. Built-in renderer: ``workers`` processes."""
+    if template.backend == "carla":
+        servers = list(servers) or [(template.host, template.port)]
+        maps = max(len(template.maps), 1)
+        ordered = sorted(todo, key=lambda n: (n % maps, n))
         return [dataclasses.replace(template, indices=part, host=host, port=port)
-                for (host, port), part in zip(servers, _split(todo, len(servers)), strict=False)]
+                for (host, port), part in zip(servers, _blocks(ordered, len(servers)),
+                                              strict=True) if part]
     return [dataclasses.replace(template, indices=part) for part in _split(todo, workers)]
 
 
@@ -450,9 +476,13 @@ def render_layouts(sources: Sequence[Path], out: Path, settings: RenderSettings 
         todo = [layouts[files[i]] for i in mine
                 if not _same_layout(out / layouts[files[i]].id, layouts[files[i]])]
         forget_failures(out, {la.id for la in todo})
+        if s.backend == "carla":  # one process per server, each map's layouts as a block
+            parts = [tuple(sorted(todo, key=lambda la: la.map))]  # stable: file order
+        else:
+            parts = _split(todo, s.workers)
         jobs = [_ReplayJob(out, s.backend, s.presets, part, antialias=s.antialias,
                            host=s.host, port=s.port, timeout=s.timeout)
-                for part in _split(todo, s.workers)]
+                for part in parts if part]
         _execute(jobs, len(mine), len(mine) - len(todo), s.progress)
         tried = {la.id for la in todo}
         failed = len({f["layout_id"] for f in read_failures(out) if f["layout_id"] in tried})

@@ -1,152 +1,198 @@
-"""The CARLA backend as the runner uses it, against the stand-in client."""
+"""The CARLA backend as the runner uses it, on the strict stand-in server."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from carla4agt_data.dataset import open_dataset
-from carla4agt_data.errors import UserError
 from carla4agt_data.pack import pack
 from carla4agt_data.raw import complete_layouts
 from generator import runner
+from generator.backends import LayoutUnavailable
 from generator.carla_backend.backend import CarlaBackend
-from generator.carla_backend.replay import LayoutUnavailable
 from generator.weather import resolve_weathers
+from tests.carla_standin import Server, make_api
 
-from .fake_carla import ReplayClient, ReplayWorld, fake_api
-from .test_carla_replay import BLUEPRINTS
-
-
-class Factory:
-    """A carla.Client stand-in factory: one world; a server that can fail N calls."""
-
-    def __init__(self, carla, version="0.9.16"):
-        self.world = ReplayWorld(carla.WorldSettings(synchronous_mode=False),
-                                 blueprints=[*BLUEPRINTS, "vehicle.audi.a2"])
-        self.version = version
-        self.connections = 0
-        self.fail_ticks = 0
-
-    def __call__(self, host, port):
-        self.connections += 1
-        client = ReplayClient(self.world)
-        client.set_timeout = lambda seconds: None
-        client.get_server_version = lambda: self.version
-        original_tick = self.world.tick
-        factory = self
-
-        def tick():
-            if factory.fail_ticks > 0:
-                factory.fail_ticks -= 1
-                raise RuntimeError("time-out of 20000ms while waiting for the simulator")
-            return original_tick()
-
-        self.world.tick = tick
-        return client
+SIZE = (64, 32)
 
 
-def _backend(carla, factory, **kw):
-    return CarlaBackend("localhost", 2000, api=fake_api(carla), client_factory=factory,
-                        sleep=lambda s: None, **kw)
+def standin_backend(server: Server, api=None, **kw) -> CarlaBackend:
+    return CarlaBackend(server.host, server.port, api=api or server.api(), sleep=server.sleep,
+                        **kw)
 
 
-def test_versions_and_tag_tables(carla):
-    backend = _backend(carla, Factory(carla))
+def use_standin(monkeypatch, *servers: Server) -> None:
+    """The runner's backends connect to these stand-in servers (by host and port)."""
+    api = make_api({(s.host, s.port): s for s in servers})
+    clock = servers[0]
+
+    def open_standin(name, **kw):
+        return CarlaBackend(kw.get("host", "localhost"), kw.get("port", 2000), api=api,
+                            sleep=clock.sleep, maps=kw.get("maps", ()))
+
+    monkeypatch.setattr(runner, "open_backend", open_standin)
+
+
+def generate_and_render(server: Server, layouts: int = 3, presets: str = "all",
+                        tmp: Path | None = None, **kw):
+    """A generate, then a render of its saved layouts, on ``server`` (in this process)."""
+    import tempfile
+
+    with pytest.MonkeyPatch.context() as mp:
+        use_standin(mp, server)
+        folder = Path(tmp or tempfile.mkdtemp())
+        first = runner.generate(folder / "raw", layouts=layouts, presets=resolve_weathers(presets),
+                                backend="carla", size=SIZE, progress=False, **kw)
+        again = runner.render_layouts([folder / "raw"], folder / "again",
+                                      presets=resolve_weathers(presets), backend="carla",
+                                      progress=False)
+    return folder, first, again
+
+
+def jolt(server: Server) -> None:
+    """A stand-in tick hook: vehicles move every tick (tags differ between appearances)."""
+    for actor in server.actors.values():
+        if actor.type_id.startswith("vehicle."):
+            loc = actor._transform.location
+            actor._transform.location = type(loc)(x=loc.x + 0.3, y=loc.y, z=loc.z)
+
+
+def test_versions_and_tag_tables():
+    backend = standin_backend(Server())
     assert backend.tag_table == "0.9.14+"
-    assert backend.versions()["carla_server"] == "0.9.16"
+    assert backend.versions() == {"carla_server": "0.9.16", "carla_client": "0.9.16"}
+    backend.close()
     with pytest.warns(UserWarning, match="rider, bus, motorcycle and bicycle"):
-        assert _backend(carla, Factory(carla, "0.9.13-dirty")).tag_table == "0.9.10-0.9.13"
-    with pytest.raises(UserError, match="not supported"):
-        assert _backend(carla, Factory(carla, "0.9.9")).tag_table
+        old = standin_backend(Server(version="0.9.13-dirty", client_version="0.9.13"))
+        assert old.tag_table == "0.9.10-0.9.13"
+    old.close()
 
 
-def test_reconnect_and_redo_the_layout(carla):
-    factory = Factory(carla)
-    backend = _backend(carla, factory)
+def test_reconnect_and_redo_the_layout():
+    server = Server()
+    backend = standin_backend(server)
     layout = backend.sample_layout(1, 2, width=64, height=32, fov=90.0)
-    factory.fail_ticks = 1  # the server stops answering once in the middle of the layout
+    server.failing = 1  # the server stops answering once in the middle of the layout
     captures = list(backend.render(layout, resolve_weathers("noon,fog")))
     assert [c.appearance for c in captures] == ["noon", "fog"]
-    assert backend.reconnects == 1 and factory.connections == 2
-    assert factory.world.actors == {} and factory.world.settings.synchronous_mode is False
-    factory.fail_ticks = 10
+    assert backend.reconnects == 1 and server.connections == 2
+    assert backend.stale_resets == 1  # the dropped client left the server synchronous
+    server.failing = 10
     with pytest.raises(LayoutUnavailable, match="failed 3 times"):
         list(backend.render(layout, resolve_weathers("noon")))
+    server.failing = 0
+    assert len(list(backend.render(layout, resolve_weathers("noon")))) == 1  # sweeps
+    backend.close()
+    assert list(server.actors.values()) == []
+    assert server.settings.synchronous_mode is False
 
 
-def test_generate_with_the_carla_backend(carla, tmp_path, monkeypatch):
-    factory = Factory(carla)
-    monkeypatch.setattr(runner, "open_backend",
-                        lambda name, **kw: _backend(carla, factory))
-    summary = runner.generate(tmp_path / "raw", layouts=3, presets=resolve_weathers("all"),
-                              backend="carla", size=(64, 32), progress=False)
-    assert summary.rendered == 3
-    folders = complete_layouts(tmp_path / "raw")
-    assert [f.name for f in folders] == [f"carla-0-{i:06d}" for i in range(3)]
-    marker = json.loads((folders[0] / "commit.json").read_text())
+def test_generate_writes_what_render_reproduces(tmp_path):
+    server = Server()
+    folder, first, again = generate_and_render(server, layouts=3, tmp=tmp_path)
+    assert (first.rendered, first.failed, again.rendered, again.failed) == (3, 0, 3, 0)
+    made = complete_layouts(folder / "raw")
+    assert [f.name for f in made] == [f"carla-0-{i:06d}" for i in range(3)]
+    for layout in made:
+        for name in ("noon", "sunset", "night", "fog"):
+            a = (layout / f"{name}.tags.png").read_bytes()
+            b = (folder / "again" / layout.name / f"{name}.tags.png").read_bytes()
+            assert a == b, (layout.name, name)
+    marker = json.loads((made[0] / "commit.json").read_text())
     assert marker["backend"] == "carla" and marker["is_carla"] is True
     assert marker["tag_table"] == "0.9.14+" and marker["versions"]["carla_server"] == "0.9.16"
-    assert marker["capture_info"]["night"]["warmup_ticks"] >= 2
-    ds = open_dataset(pack(tmp_path / "raw", tmp_path / "d.h5", workers=1, progress=False).path)
+    assert marker["capture_info"]["night"]["warmup_ticks"] == 3
+    ds = open_dataset(pack(folder / "raw", tmp_path / "d.h5", workers=1, progress=False).path)
     assert len(ds) == 3 and ds.attrs["is_carla"]
+    # nothing of ours is left, and the server is asynchronous again
+    assert server.actors == {} and server.settings.synchronous_mode is False
 
 
-def test_failed_layouts_are_recorded_not_kept(carla, tmp_path, monkeypatch):
-    factory = Factory(carla)
-    factory.world.drift = True  # vehicles move between weathers: tags differ
-    monkeypatch.setattr(runner, "open_backend",
-                        lambda name, **kw: _backend(carla, factory))
+def test_failed_layouts_are_recorded_not_kept(tmp_path, monkeypatch):
+    server = Server()
+    use_standin(monkeypatch, server)
+    server.on_tick.append(jolt)
     runner.generate(tmp_path, layouts=2, presets=resolve_weathers("noon,fog"), backend="carla",
-                    size=(64, 32), progress=False)
+                    size=SIZE, progress=False)
     assert complete_layouts(tmp_path) == []
     failures = runner.read_failures(tmp_path)
     assert [f["layout_id"] for f in failures] == ["carla-0-000000", "carla-0-000001"]
     assert all(f["differing_pixels"] > 0 for f in failures)
 
 
-def test_layouts_are_dealt_to_servers():
-    from pathlib import Path
-
-    template = runner._Job(Path("raw"), "carla", (), 0, (64, 32), 90.0)
-    jobs = runner.plan_jobs(template, list(range(7)), workers=4,
+def test_layouts_are_dealt_to_servers_in_map_blocks():
+    template = runner._Job(Path("raw"), "carla", (), 0, (64, 32), 90.0,
+                           maps=("Town01", "Town02"))
+    jobs = runner.plan_jobs(template, list(range(8)), workers=4,
                             servers=[("a", 2000), ("b", 2003)])
     assert [(j.host, j.port) for j in jobs] == [("a", 2000), ("b", 2003)]
-    assert sorted(i for j in jobs for i in j.indices) == list(range(7))
-    assert set(jobs[0].indices).isdisjoint(jobs[1].indices)
-    assert len(runner.plan_jobs(template, list(range(7)), workers=3)) == 3
-    assert runner.parse_server("10.0.0.5:2000") == ("10.0.0.5", 2000)
-    with pytest.raises(UserError, match="HOST:PORT"):
-        runner.parse_server("localhost")
+    assert [j.indices for j in jobs] == [(0, 2, 4, 6), (1, 3, 5, 7)]  # one map each
+    assert len(runner.plan_jobs(template, list(range(7)), workers=3)) == 1
+    builtin = runner._Job(Path("raw"), "builtin", (), 0, (64, 32), 90.0)
+    assert len(runner.plan_jobs(builtin, list(range(7)), workers=3)) == 3
 
 
-def test_a_layout_the_server_keeps_failing_is_recorded_and_the_run_goes_on(carla, tmp_path,
+def test_a_layout_the_server_keeps_failing_is_recorded_and_the_run_goes_on(tmp_path,
                                                                           monkeypatch):
-    factory = Factory(carla)
-    backend = _backend(carla, factory)
-    monkeypatch.setattr(runner, "open_backend", lambda name, **kw: backend)
-    real_replay = backend.render
+    server = Server()
+    use_standin(monkeypatch, server)
+    real_replay = CarlaBackend.render
 
-    def flaky(layout, presets):
+    def flaky(self, layout, presets):
         if layout.id == "carla-0-000001":
-            factory.fail_ticks = 100  # this layout: the server stops answering every time
+            server.failing = 100  # this layout: the server stops answering every time
         try:
-            yield from real_replay(layout, presets)
+            yield from real_replay(self, layout, presets)
         finally:
-            factory.fail_ticks = 0
+            server.failing = 0
 
-    backend.render = flaky
+    monkeypatch.setattr(CarlaBackend, "render", flaky)
     summary = runner.generate(tmp_path, layouts=3, presets=resolve_weathers("noon"),
-                              backend="carla", size=(64, 32), progress=False)
+                              backend="carla", size=SIZE, progress=False)
     assert [f.name for f in complete_layouts(tmp_path)] == ["carla-0-000000", "carla-0-000002"]
     failures = runner.read_failures(tmp_path)
     assert [f["layout_id"] for f in failures] == ["carla-0-000001"]
     assert "failed 3 times" in failures[0]["message"]
-    # the next run retries it, and forgets the old failure when it succeeds
-    backend.render = real_replay
+    monkeypatch.setattr(CarlaBackend, "render", real_replay)
     again = runner.generate(tmp_path, layouts=3, presets=resolve_weathers("noon"),
-                            backend="carla", size=(64, 32), progress=False)
+                            backend="carla", size=SIZE, progress=False)
     assert (again.rendered, again.skipped, again.failed) == (1, 2, 0)
     assert runner.read_failures(tmp_path) == []
     assert (summary.total, summary.rendered, summary.failed) == (3, 2, 1)
+
+
+def test_rgb_does_not_depend_on_the_previous_layout():
+    """Exposure settles within each appearance: replaying a layout after another one
+    gives (almost) the same RGB as replaying it first."""
+    server = Server()
+    backend = standin_backend(server)
+    a = backend.sample_layout(0, 0, width=64, height=32, fov=90.0)
+    b = backend.sample_layout(0, 1, width=64, height=32, fov=90.0)
+    presets = resolve_weathers("all")
+    first = list(backend.render(a, presets))
+    list(backend.render(b, presets))
+    later = list(backend.render(a, presets))
+    for x, y in zip(first, later, strict=True):
+        assert np.abs(x.rgb.astype(int) - y.rgb.astype(int)).max() <= 1
+        assert (x.tags == y.tags).all()
+    backend.close()
+
+
+def test_the_shard_defaults_to_the_slurm_array_task(monkeypatch, capsys):
+    from carla4agt.generate import _shard
+    from carla4agt_data.errors import UserError
+
+    env = {"SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_COUNT": "4"}
+    assert runner.shard_from_environment(env) == runner.Shard(2, 4)
+    assert runner.shard_from_environment({}) is None
+    with pytest.raises(UserError, match="--array=0-<N-1>"):
+        runner.shard_from_environment({**env, "SLURM_ARRAY_TASK_ID": "4"})
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "1")
+    monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", "3")
+    assert _shard(None) == runner.Shard(1, 3)
+    assert "Shard 1/3 from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT" in capsys.readouterr().err
+    assert _shard(runner.Shard(0, 2)) == runner.Shard(0, 2)  # --shard wins

@@ -1,14 +1,14 @@
-"""Replaying a layout on a CARLA server under several weather presets.
+"""Replaying a layout on a server session under several weather presets.
 
-Everything goes through ``api`` (the ``carla`` module in production; a stand-in in the
-tests) and a connected ``client``. Actors are spawned raised with physics off and then
-moved to their settled pose (spawning exactly there collides with the ground); traffic
-lights are frozen; the RGB and semantic cameras share one transform. For each preset the
-weather is set by keyword, street and vehicle lights follow its lights section, the RGB
-camera warms up until consecutive frames stop changing (the tick count is recorded), and
-both images of one frame are captured. Every appearance's tag map is compared with the
-first; a layout whose maps differ is retried once, then reported with the count of
-differing pixels. Whatever was spawned is destroyed on every exit path.
+Actors are spawned in one batch, each raised (spawning exactly at a settled pose collides
+with the ground), physics off, then moved to its settled pose in the same chain; walkers
+show their recorded pose; recorded traffic lights get their state. For each preset the
+camera pair gets that preset's attributes (respawned only on change), the weather is set
+by keyword, street and vehicle lights follow its lights section, a fixed warm-up lets
+exposure and lights settle, and both images of one frame are captured. Every
+appearance's tag map is compared with the first; a layout whose maps differ is retried
+once, then reported with the count of differing pixels. The layout's actors are destroyed
+on every exit path (the cameras stay for the next layout).
 """
 
 from __future__ import annotations
@@ -20,36 +20,31 @@ from typing import Any
 
 import numpy as np
 
-from carla4agt_data.errors import UserError
 from carla4agt_data.raw import Capture
 
-# The protocol's errors; LayoutUnavailable re-exported for older imports
-from ..backends import LayoutFailed
-from ..backends import LayoutUnavailable as LayoutUnavailable
-from ..layout import Layout, Transform
+from ..backends import LayoutFailed, LayoutSkipped
+from ..layout import Layout
 from ..weather import WeatherPreset
-from .session import SyncSession
+from .cameras import ROLE_PREFIX, rgb_attributes, to_carla_transform
+from .server import ServerSession
+from .walkers import BONES_KEY, set_pose
 
-ROLE_PREFIX = "carla4agt"  # role_name of everything this tool spawns: leftovers are found by it
 SPAWN_LIFT = 0.5  # metres above the settled pose at spawn time
 
 
-class SpawnError(UserError):
-    """Actors of a layout could not be spawned."""
+class SpawnError(LayoutSkipped):
+    """Actors of a layout could not be spawned (recorded; the run goes on)."""
+
+    def __init__(self, layout_id: str, message: str) -> None:
+        super().__init__(layout_id, message)
 
 
 @dataclass(frozen=True)
 class ReplayOptions:
-    warmup_cap: int = 30  # most ticks to wait for the RGB image to settle
-    warmup_tolerance: float = 0.5  # mean absolute change (0..255) that counts as settled
+    # Ticks before the capture: light-manager changes show 1 to 2 frames late, and
+    # exposure (speed 50) settles within 0.6 % in three ticks.
+    warmup_ticks: int = 3
     tag_tolerance: int = 0  # differing tag pixels accepted between appearances
-    fixed_delta: float = 0.05
-    frame_timeout: float = 10.0
-
-
-def to_carla_transform(api: Any, t: Transform, lift: float = 0.0) -> Any:
-    return api.Transform(api.Location(x=t.x, y=t.y, z=t.z + lift),
-                         api.Rotation(pitch=t.pitch, yaw=t.yaw, roll=t.roll))
 
 
 def image_rgb(image: Any) -> np.ndarray:
@@ -64,170 +59,124 @@ def image_tags(image: Any) -> np.ndarray:
     return bgra[..., 2].copy()
 
 
-def _preview(image: Any) -> np.ndarray:
-    """Every 4th pixel each way of the BGR channels, as int16: enough to see whether the
-    image still changes during warm-up, at a sixteenth of the cost of the full frame."""
-    bgra = np.frombuffer(image.raw_data, np.uint8).reshape(image.height, image.width, 4)
-    return bgra[::4, ::4, :3].astype(np.int16)
-
-
-def ensure_map(client: Any, name: str) -> Any:
-    """The world, with map ``name`` loaded if another one is (settings revert on a load;
-    the capture session sets synchronous mode again for each layout)."""
-    world = client.get_world()
-    if name and world.get_map().name.split("/")[-1] != name:
-        world = client.load_world(name)
-    return world
-
-
-def set_traffic_lights(world: Any, layout: Layout, api: Any) -> int:
-    """Freeze every traffic light and give the recorded ones their state; lights are
-    matched by OpenDRIVE id, else by location (within a metre). Returns how many matched."""
-    world.freeze_all_traffic_lights(True)
-    lights = list(world.get_actors().filter("traffic.traffic_light*"))
-    matched = 0
-    for spec in layout.traffic_lights:
-        for light in lights:
-            same = (spec.opendrive_id is not None
-                    and str(light.get_opendrive_id()) == spec.opendrive_id)
-            if not same and spec.location is not None:
-                loc = light.get_transform().location
-                same = ((loc.x - spec.location[0]) ** 2 + (loc.y - spec.location[1]) ** 2
-                        + (loc.z - spec.location[2]) ** 2) < 1.0
-            if same:
-                light.set_state(getattr(api.TrafficLightState, spec.state))
-                matched += 1
-                break
-    return matched
-
-
-def sweep_leftovers(client: Any, world: Any, api: Any) -> int:
-    """Destroy actors a crashed earlier run left behind (only ours, by role name)."""
-    ids = [a.id for a in world.get_actors()
-           if str(a.attributes.get("role_name", "")).startswith(ROLE_PREFIX)]
-    if ids:
-        client.apply_batch_sync([api.command.DestroyActor(i) for i in ids], False)
-    return len(ids)
-
-
-def spawn_layout(client: Any, world: Any, layout: Layout, api: Any) -> list[int]:
-    """Spawn every actor raised, physics off, then set its settled pose; returns ids."""
+def spawn_layout(session: ServerSession, layout: Layout) -> list[int]:
+    """One batch: spawn raised, physics off, settled pose. Returns the actor ids."""
+    api, world = session.api, session.world
     library = world.get_blueprint_library()
-    batch, names = [], []
+    batch = []
+    future = api.command.FutureActor
     for actor in layout.actors:
         try:
             bp = library.find(actor.blueprint)
         except (IndexError, RuntimeError, KeyError):
-            raise SpawnError(f"Layout {layout.id}: the server has no blueprint "
+            raise SpawnError(layout.id, f"Layout {layout.id}: the server has no blueprint "
                              f"{actor.blueprint!r} (actor {actor.name}). Is it the same map "
                              "and CARLA version the layout was sampled on?") from None
         if bp.has_attribute("role_name"):
             bp.set_attribute("role_name", f"{ROLE_PREFIX}-{actor.name}")
         if actor.color is not None and bp.has_attribute("color"):
             bp.set_attribute("color", ",".join(str(c) for c in actor.color))
-        spawn = api.command.SpawnActor(bp, to_carla_transform(api, actor.transform, SPAWN_LIFT))
-        batch.append(spawn.then(api.command.SetSimulatePhysics(api.command.FutureActor, False)))
-        names.append(actor.name)
-    responses = client.apply_batch_sync(batch, True)
-    ids = [r.actor_id for r in responses if not r.error]
-    failed = [f"{n} ({r.error})" for n, r in zip(names, responses, strict=True) if r.error]
+        batch.append(api.command.SpawnActor(bp, to_carla_transform(api, actor.transform,
+                                                                   SPAWN_LIFT))
+                     .then(api.command.SetSimulatePhysics(future, False))
+                     .then(api.command.ApplyTransform(
+                         future, to_carla_transform(api, actor.transform))))
+    responses = session.client.apply_batch_sync(batch, False) if batch else []
+    ids = [r.actor_id for r in responses if r.actor_id]
+    session.spawned = ids
+    failed = [f"{a.name} ({r.error})" for a, r in zip(layout.actors, responses, strict=True)
+              if r.error]
     if failed:
-        if ids:
-            client.apply_batch_sync([api.command.DestroyActor(i) for i in ids], False)
-        raise SpawnError(f"Layout {layout.id}: could not spawn {', '.join(failed)}. A leftover "
-                         "actor may stand there; re-run to sweep it.")
-    for actor_id, actor in zip(ids, layout.actors, strict=True):
-        world.get_actor(actor_id).set_transform(to_carla_transform(api, actor.transform))
+        raise SpawnError(layout.id, f"Layout {layout.id}: could not spawn "
+                         f"{', '.join(failed)}. Something stands there (a leftover actor is "
+                         "swept on the next connection); the layout is recorded as failed.")
     return ids
 
 
-def _apply_lights(client: Any, world: Any, vehicle_ids: list[int], preset: WeatherPreset,
-                  api: Any) -> None:
-    state = api.VehicleLightState.NONE
+def pose_walkers(session: ServerSession, layout: Layout, ids: list[int]) -> None:
+    bones = layout.backend_params.get(BONES_KEY, {})
+    for actor_id, spec in zip(ids, layout.actors, strict=True):
+        if spec.kind != "walker":
+            continue
+        walker = session.world.get_actor(actor_id)
+        if walker is None:  # gone since the spawn: get_actor says None, not an error
+            raise SpawnError(layout.id, f"Layout {layout.id}: walker {spec.name} vanished "
+                             "right after it was spawned; the layout is recorded as failed.")
+        set_pose(walker, bones.get(spec.name), session.api)
+
+
+def set_traffic_lights(session: ServerSession, layout: Layout) -> int:
+    """Give the recorded lights their state (all are frozen by the session); lights are
+    matched by OpenDRIVE id, else by location (within a metre). Returns how many matched."""
+    matched = 0
+    for spec in layout.traffic_lights:
+        for light in session.traffic_lights:
+            same = spec.opendrive_id is not None and light.opendrive_id == spec.opendrive_id
+            if not same and spec.location is not None:
+                same = sum((a - b) ** 2 for a, b in zip(light.location, spec.location,
+                                                         strict=True)) < 1.0
+            if same:
+                light.actor.set_state(getattr(session.api.TrafficLightState, spec.state))
+                matched += 1
+                break
+    return matched
+
+
+def _vehicle_lights(session: ServerSession, vehicle_ids: list[int],
+                    preset: WeatherPreset) -> int:
+    api = session.api
+    state = int(api.VehicleLightState.NONE)
     for flag in preset.lights.vehicle_lights:
-        state |= getattr(api.VehicleLightState, flag)
+        state |= int(getattr(api.VehicleLightState, flag))
     if vehicle_ids:
-        client.apply_batch_sync([api.command.SetVehicleLightState(i, api.VehicleLightState(state))
-                                 for i in vehicle_ids], False)
-    manager = world.get_lightmanager()
-    street = manager.get_all_lights(api.LightGroup.Street)
-    (manager.turn_on if preset.lights.street_lights else manager.turn_off)(street)
+        session.client.apply_batch_sync(
+            [api.command.SetVehicleLightState(i, api.VehicleLightState(state))
+             for i in vehicle_ids], False)
+    return state
 
 
-def _spawn_cameras(world: Any, layout: Layout, api: Any,
-                   rgb_attributes: dict[str, str]) -> tuple[Any, Any]:
-    """RGB and semantic cameras at one transform, same size and field of view."""
-    library = world.get_blueprint_library()
-    cam = layout.camera
-    pose = to_carla_transform(api, cam.transform)
-    out = []
-    for blueprint, extra in (("sensor.camera.rgb", rgb_attributes),
-                             ("sensor.camera.semantic_segmentation", {})):
-        bp = library.find(blueprint)
-        shared = {"image_size_x": cam.width, "image_size_y": cam.height, "fov": cam.fov,
-                  "role_name": f"{ROLE_PREFIX}-camera"}
-        for key, value in {**shared, **extra}.items():
-            if bp.has_attribute(key):
-                bp.set_attribute(key, str(value))
-        out.append(world.spawn_actor(bp, pose))
-    return out[0], out[1]
-
-
-def _capture(sync: SyncSession, preset: WeatherPreset, world: Any, client: Any,
-             vehicle_ids: list[int], options: ReplayOptions, api: Any) -> Capture:
-    world.set_weather(preset.weather.to_carla())
-    _apply_lights(client, world, vehicle_ids, preset, api)
+def capture(session: ServerSession, layout: Layout, preset: WeatherPreset,
+            vehicle_ids: list[int], options: ReplayOptions,
+            lights: list[Any]) -> Capture:
+    """One appearance: camera attributes, weather, lights, warm-up, one frame."""
     start = time.perf_counter()
-    _, (previous, _) = sync.tick()
-    previous_rgb = _preview(previous)
-    ticks = 1
-    while ticks < options.warmup_cap:
-        _, (rgb, tags) = sync.tick()
-        ticks += 1
-        current = _preview(rgb)
-        change = float(np.abs(current - previous_rgb).mean())
-        previous_rgb = current
-        if change <= options.warmup_tolerance:
-            break
-    _, (rgb, tags) = sync.tick()
+    session.cameras.ensure(session.world, session.sync, layout.camera,
+                           rgb_attributes(layout.camera, preset), session.api)
+    session.world.set_weather(preset.weather.to_carla())  # after the cameras exist
+    wanted = tuple(sorted(preset.lights.vehicle_lights))
+    if lights[0] != wanted:  # vehicles keep their lights from one preset to the next
+        _vehicle_lights(session, vehicle_ids, preset)
+        lights[0] = wanted
+    session.set_street_lights(preset.lights.street_lights)
+    for _ in range(options.warmup_ticks):
+        session.sync.tick()
+    rgb, tags = session.cameras.capture(session.sync)
     return Capture(preset.name, image_rgb(rgb), image_tags(tags), time.perf_counter() - start,
-                   {"warmup_ticks": ticks, "frame": int(rgb.frame)})
+                   {"warmup_ticks": options.warmup_ticks, "frame": int(rgb.frame)})
 
 
-def _destroy(client: Any, api: Any, ids: list[int]) -> None:
-    if ids:
-        client.apply_batch_sync([api.command.DestroyActor(i) for i in ids], False)
-
-
-def replay_once(client: Any, layout: Layout, presets: Sequence[WeatherPreset], api: Any,
+def replay_once(session: ServerSession, layout: Layout, presets: Sequence[WeatherPreset],
                 options: ReplayOptions) -> list[Capture]:
-    """One attempt: spawn, capture every preset, destroy. Raises nothing on mismatch."""
-    world = ensure_map(client, layout.map)
-    sweep_leftovers(client, world, api)
-    ids: list[int] = []
+    """One attempt: spawn, capture every preset, destroy the layout's actors."""
+    session.use_map(layout.map)
     try:
-        ids = spawn_layout(client, world, layout, api)
-        vehicle_ids = [i for i, a in zip(ids, layout.actors, strict=True) if a.kind == "vehicle"]
-        set_traffic_lights(world, layout, api)
-        # Camera attributes are fixed at spawn: those of the first preset (motion blur off
-        # in every preset). Per-preset exposure settings would need a respawned camera.
-        rgb_cam, sem_cam = _spawn_cameras(world, layout, api,
-                                          presets[0].camera.blueprint_attributes())
-        with SyncSession(world, fixed_delta=options.fixed_delta,
-                         frame_timeout=options.frame_timeout) as sync:
-            sync.add_sensor(rgb_cam)
-            sync.add_sensor(sem_cam)
-            return [_capture(sync, p, world, client, vehicle_ids, options, api) for p in presets]
+        ids = spawn_layout(session, layout)
+        pose_walkers(session, layout, ids)
+        set_traffic_lights(session, layout)
+        vehicles = [i for i, a in zip(ids, layout.actors, strict=True) if a.kind == "vehicle"]
+        lights: list[Any] = [None]
+        return [capture(session, layout, p, vehicles, options, lights) for p in presets]
     finally:
-        _destroy(client, api, ids)  # the session already restored settings and cameras
+        session.destroy(session.spawned)
+        session.spawned = []
 
 
-def replay(client: Any, layout: Layout, presets: Sequence[WeatherPreset], api: Any,
+def replay(session: ServerSession, layout: Layout, presets: Sequence[WeatherPreset],
            options: ReplayOptions = ReplayOptions()) -> list[Capture]:
     """Capture ``layout`` under every preset; one retry when the tag maps disagree."""
     differing = 0
     for _attempt in range(2):
-        captures = replay_once(client, layout, presets, api, options)
+        captures = replay_once(session, layout, presets, options)
         first = captures[0].tags
         differing = max(int((c.tags != first).sum()) for c in captures)
         if differing <= options.tag_tolerance:

@@ -1,6 +1,7 @@
-"""Sampling a layout on a CARLA server: camera on a driving lane, vehicles and walkers in
-view, physics settled, poses recorded. The client's choices depend only on (seed, index)
-and the server's sorted spawn points and blueprints."""
+"""Sampling a layout on a server session: camera on a driving lane, vehicles and walkers
+(on sidewalks) in view, physics settled, poses recorded (walkers with their bones),
+traffic-light states drawn. The choices depend only on (seed, index) and the server's
+sorted spawn points and blueprints."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import numpy as np
 from carla4agt_data.errors import UserError
 
 from ..layout import (
-    TRAFFIC_LIGHT_STATES,
     ActorSpec,
     CameraSpec,
     Layout,
@@ -19,8 +19,13 @@ from ..layout import (
     Transform,
 )
 from ..weather import VEHICLE_LIGHT_FLAGS
-from .replay import ROLE_PREFIX, SPAWN_LIFT, ensure_map
-from .session import SyncSession
+from .cameras import ROLE_PREFIX
+from .replay import SPAWN_LIFT
+from .server import ServerSession
+from .walkers import BONES_KEY, freeze_pose, read_bones
+
+LIGHT_STATES = ("Red", "Yellow", "Green")
+LIGHT_RADIUS = 100.0  # metres around the camera whose traffic lights are recorded
 
 
 def _pose(t: Any) -> Transform:
@@ -33,30 +38,30 @@ def _key(t: Any) -> tuple[float, float, float]:
     return (round(t.location.x, 2), round(t.location.y, 2), round(t.location.z, 2))
 
 
-def _traffic_lights(world: Any, near: Any, radius: float = 100.0) -> tuple[TrafficLightSpec, ...]:
-    """States of the traffic lights within ``radius`` metres, by OpenDRIVE id and location."""
+def draw_traffic_lights(session: ServerSession, near: Any,
+                        rng: np.random.Generator) -> tuple[TrafficLightSpec, ...]:
+    """States for the lights near the camera, drawn from the layout's own generator (the
+    server's lights are frozen world-wide, so reading them would record one state forever)."""
     out = []
-    for light in world.get_actors().filter("traffic.traffic_light*"):
-        loc = light.get_transform().location
-        if (loc.x - near.x) ** 2 + (loc.y - near.y) ** 2 > radius ** 2:
+    for light in sorted(session.traffic_lights, key=lambda t: (t.opendrive_id, t.location)):
+        x, y, z = light.location
+        if (x - near.x) ** 2 + (y - near.y) ** 2 > LIGHT_RADIUS ** 2:
             continue
-        state = str(light.get_state()).split(".")[-1]
-        out.append(TrafficLightSpec(state if state in TRAFFIC_LIGHT_STATES else "Unknown",
-                                    opendrive_id=str(light.get_opendrive_id()),
-                                    location=(round(loc.x, 3), round(loc.y, 3),
-                                              round(loc.z, 3))))
-    return tuple(sorted(out, key=lambda t: (t.opendrive_id or "", t.location)))
+        out.append(TrafficLightSpec(LIGHT_STATES[int(rng.integers(len(LIGHT_STATES)))],
+                                    opendrive_id=light.opendrive_id,
+                                    location=(round(x, 3), round(y, 3), round(z, 3))))
+    return tuple(out)
 
 
-def sample_layout(client: Any, seed: int, index: int, *, width: int, height: int, fov: float,
-                  api: Any, map_name: str = "", vehicles: tuple[int, int] = (4, 12),
-                  walkers: tuple[int, int] = (2, 8),
-                  settle_ticks: int = 40, fixed_delta: float = 0.05,
-                  frame_timeout: float = 10.0) -> Layout:
+def sample_layout(session: ServerSession, seed: int, index: int, *, width: int, height: int,
+                  fov: float, map_name: str = "", vehicles: tuple[int, int] = (4, 12),
+                  walkers: tuple[int, int] = (2, 8), settle_ticks: int = 30) -> Layout:
     """Spawn a random scene around a random spawn point, let it settle, record it, clean up."""
-    world = ensure_map(client, map_name)
+    session.use_map(map_name)
+    api, world = session.api, session.world
     rng = np.random.default_rng([seed, index])
-    points = sorted(world.get_map().get_spawn_points(), key=_key)
+    carla_map = world.get_map()
+    points = sorted(carla_map.get_spawn_points(), key=_key)
     if len(points) < 2:
         raise UserError("The map has fewer than two spawn points; choose another map.")
     cam_point = points[int(rng.integers(len(points)))]
@@ -78,18 +83,27 @@ def sample_layout(client: Any, seed: int, index: int, *, width: int, height: int
     specs: list[tuple[str, str, str, Any, tuple[int, int, int] | None]] = []
     order = rng.permutation(len(candidates))
     for k in order[: int(rng.integers(vehicles[0], vehicles[1] + 1))]:
-        color = tuple(int(c) for c in rng.integers(0, 256, 3))
+        r, g, b = (int(c) for c in rng.integers(0, 256, 3))
+        color: tuple[int, int, int] | None = (r, g, b)
         specs.append(("vehicle", f"vehicle-{len(specs)}",
                       vehicle_bps[int(rng.integers(len(vehicle_bps)))], candidates[k], color))
     for _ in range(int(rng.integers(walkers[0], walkers[1] + 1)) if walker_bps else 0):
         base = candidates[int(rng.integers(len(candidates)))]
-        side = float(rng.choice([-1, 1])) * float(rng.uniform(4.0, 6.0))  # beside the lane
-        t = api.Transform(api.Location(x=base.location.x - np.sin(yaw) * side,
-                                       y=base.location.y + np.cos(yaw) * side,
-                                       z=base.location.z + 1.0),
-                          api.Rotation(yaw=float(rng.uniform(0, 360))))
-        specs.append(("walker", f"walker-{len(specs)}",
-                      walker_bps[int(rng.integers(len(walker_bps)))], t, None))
+        side = float(rng.choice([-1, 1])) * float(rng.uniform(4.0, 8.0))
+        along = float(rng.uniform(-3.0, 3.0))
+        bp_id = walker_bps[int(rng.integers(len(walker_bps)))]
+        heading = float(rng.uniform(0, 360))
+        near = api.Location(x=base.location.x + np.cos(yaw) * along - np.sin(yaw) * side,
+                            y=base.location.y + np.sin(yaw) * along + np.cos(yaw) * side,
+                            z=base.location.z)
+        # on a sidewalk, never on the road (no navigation mesh needed without AI)
+        waypoint = carla_map.get_waypoint(near, True, api.LaneType.Sidewalk)
+        if waypoint is None:
+            continue
+        w = waypoint.transform.location
+        t = api.Transform(api.Location(x=w.x, y=w.y, z=w.z + 1.0), api.Rotation(yaw=heading))
+        specs.append(("walker", f"walker-{len(specs)}", bp_id, t, None))
+    light_rng = np.random.default_rng([seed, index, 1])  # independent of what spawned
 
     batch, kept = [], []
     for kind, name, bp_id, transform, color in specs:
@@ -103,33 +117,39 @@ def sample_layout(client: Any, seed: int, index: int, *, width: int, height: int
                                transform.rotation)
         batch.append(api.command.SpawnActor(bp, raised))
         kept.append((kind, name, bp_id, color))
-    responses = client.apply_batch_sync(batch, True)
+    responses = session.client.apply_batch_sync(batch, False) if batch else []
     spawned = [(r.actor_id, spec) for r, spec in zip(responses, kept, strict=True) if not r.error]
-    ids = [actor_id for actor_id, _ in spawned]
+    session.spawned = [actor_id for actor_id, _ in spawned]
     try:
-        with SyncSession(world, fixed_delta=fixed_delta, frame_timeout=frame_timeout) as sync:
-            for _ in range(settle_ticks):  # physics on: vehicles and walkers come to rest
-                sync.tick()
-        actors = []
-        for actor_id, (kind, name, bp_id, color) in spawned:
-            actor = world.get_actor(actor_id)
+        for _ in range(settle_ticks):  # physics on: vehicles and walkers come to rest
+            session.sync.tick()
+        live = [(world.get_actor(i), spec) for i, spec in spawned]
+        live = [(a, spec) for a, spec in live if a is not None]  # None: gone meanwhile
+        for actor, (kind, _, _, _) in live:
+            if kind == "walker":
+                freeze_pose(actor)
+        session.sync.tick()  # the frozen poses show from this frame on
+        actors, bones = [], {}
+        for actor, (kind, name, bp_id, color) in live:
             lights: tuple[str, ...] = ()
             if kind == "vehicle":
                 state = int(actor.get_light_state())
                 lights = tuple(f for f in VEHICLE_LIGHT_FLAGS
                                if state & int(getattr(api.VehicleLightState, f)))
+            else:
+                bones[name] = read_bones(actor)
             actors.append(ActorSpec(name, kind, bp_id, _pose(actor.get_transform()), color,
                                     lights))
-        traffic = _traffic_lights(world, loc)
+        traffic = draw_traffic_lights(session, loc, light_rng)
     finally:
-        if ids:
-            client.apply_batch_sync([api.command.DestroyActor(i) for i in ids], False)
-    map_name = world.get_map().name.split("/")[-1]
+        session.destroy(session.spawned)
+        session.spawned = []
+    params: dict[str, Any] = {"server_version": session.client.get_server_version(),
+                              "settle_ticks": settle_ticks, "spawned": len(spawned),
+                              "requested": len(specs)}
+    if bones:
+        params[BONES_KEY] = bones
     return Layout(
-        id=f"carla-{seed}-{index:06d}", map=map_name, seed=int(seed),
+        id=f"carla-{seed}-{index:06d}", map=session.map, seed=int(seed),
         camera=CameraSpec(camera, width, height, float(fov)), actors=tuple(actors),
-        traffic_lights=traffic, backend="carla",
-        backend_params={"server_version": client.get_server_version(),
-                        "settle_ticks": settle_ticks, "spawned": len(ids),
-                        "requested": len(specs)})
-
+        traffic_lights=traffic, backend="carla", backend_params=params)

@@ -1,8 +1,9 @@
 """A synchronous-mode session that owns what it changes, and matches sensor data by frame.
 
 The shape of CARLA's ``examples/synchronous_mode.py`` (``CarlaSyncMode``), with two fixes:
-on exit it restores the settings it found (not just ``synchronous_mode = False``), before
-the sensors are destroyed (the server otherwise hangs waiting for ticks); and
+on exit it restores the settings it found, always asynchronous (a server left synchronous
+by a killed client is not put back into that state), before the sensors are destroyed
+(the server otherwise hangs waiting for ticks); and
 :meth:`SyncSession.tick` waits for each sensor's frame with a deadline, keeps frames that
 arrive early or out of order for later ticks, and drops stale ones, instead of an
 ``assert`` and an unbounded loop.
@@ -58,6 +59,25 @@ class SyncSession:
         sensor.listen(q.put)
         self._sensors.append((sensor, q, {}))
 
+    @property
+    def sensors(self) -> list[Any]:
+        """The registered sensors, in the order :meth:`tick` returns their data."""
+        return [sensor for sensor, _, _ in self._sensors]
+
+    def remove_sensor(self, sensor: Any) -> None:
+        """Stop and destroy a sensor registered with :meth:`add_sensor`."""
+        for entry in list(self._sensors):
+            if entry[0] is sensor:
+                self._sensors.remove(entry)
+                sensor.stop()
+                sensor.destroy()
+
+    def abandon(self) -> None:
+        """Forget the sensors and settings without calling the server (it is gone, or a
+        map load is about to destroy everything)."""
+        self._original = None
+        self._sensors.clear()
+
     def tick(self) -> tuple[int, list[Any]]:
         """Advance one step; returns the frame id and each sensor's data of that frame."""
         frame = self.world.tick()
@@ -89,7 +109,9 @@ class SyncSession:
         # Settings first: a server left in synchronous mode without a ticking client hangs.
         try:
             if self._original is not None:
+                self._original.synchronous_mode = False
                 self.world.apply_settings(self._original)
+                self._original = None
         finally:
             for sensor, _, _ in self._sensors:
                 sensor.stop()
