@@ -101,7 +101,6 @@ def _common(func):
                      show_default=True,
                      help="Built-in renderer: render processes (each with its own GL context). "
                           "CARLA uses one process per server (--server)."),
-                     show_default=True, help="Render processes (each with its own GL context)."),
         click.option("--antialias", type=click.IntRange(1, 4), default=1, show_default=True,
                      help="Builtin: supersampling factor for RGB (labels are never smoothed)."),
         click.option("--progress/--no-progress", default=True, help="Show a progress bar."),
