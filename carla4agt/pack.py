@@ -10,10 +10,17 @@ from carla4agt_data.errors import UserError
 from carla4agt_data.pack import PackSummary, default_pack_workers, pack
 from carla4agt_data.schema import parse_split_ratios
 
+from .interrupts import interrupted
+
 
 def report_pack(summary: PackSummary) -> None:
     """Print what a pack did; raise (exit 1) if layouts were refused."""
     click.echo(f"Packed {len(summary.packed)} layouts into {summary.path}.")
+    if summary.in_flight:
+        pids = sorted(set(summary.in_flight.values()))
+        click.echo(f"{len(summary.in_flight)} layouts are being rendered right now (process "
+                   f"{', '.join(map(str, pids))}: a carla4agt generate is still running) and "
+                   "are not in the dataset. Pack again when it has finished.", err=True)
     if summary.incomplete:
         shown = ", ".join(summary.incomplete[:10])
         more = f" and {len(summary.incomplete) - 10} more" if len(summary.incomplete) > 10 else ""
@@ -55,16 +62,23 @@ def pack_options(func):
 @pack_options
 @click.option("--allow-label-mismatch", is_flag=True,
               help="Keep layouts whose appearances' tag maps differ (stores the first).")
+@click.option("--overwrite", is_flag=True,
+              help="Replace OUTPUT even if it is not a dataset of this raw folder's run.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
+@interrupted("Stopped. The dataset is written under a temporary name and renamed only when "
+             "complete, so nothing was packed and an existing output is unchanged; run pack "
+             "again to pack from the start.")
 def pack_cmd(raw: Path, output: Path, num_classes: str, compression: str, split_ratios: str,
-             pack_workers: int, allow_label_mismatch: bool, progress: bool) -> None:
+             pack_workers: int, allow_label_mismatch: bool, overwrite: bool,
+             progress: bool) -> None:
     """Pack the complete layouts of RAW into one HDF5 file (schema v1).
 
     CARLA tags become trainIds with the table of the CARLA version in each layout's commit
-    marker. The file is written under a temporary name and renamed when complete.
+    marker. The file is written under a temporary name and renamed when complete. An
+    existing OUTPUT is replaced only if it was packed from the same run (or --overwrite).
     """
     summary = pack(raw, output, num_classes=int(num_classes), compression=compression,
                    split_ratios=parse_split_ratios(split_ratios),
                    allow_label_mismatch=allow_label_mismatch, workers=pack_workers,
-                   progress=progress)
+                   progress=progress, overwrite=overwrite)
     report_pack(summary)

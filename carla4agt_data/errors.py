@@ -42,18 +42,3 @@ class FileFormatError(UserError):
         if hint:
             message += f" {hint}"
         super().__init__(message)
-
-
-class Interrupted(KeyboardInterrupt):
-    """Ctrl-C or SIGTERM stopped a command at a safe point; the message says what is kept.
-
-    A KeyboardInterrupt, so code that handles Ctrl-C handles it; ``exit_code`` is 130 for
-    SIGINT and 143 for SIGTERM, as a shell reports them.
-    """
-
-    def __init__(self, message: str, exit_code: int = 130) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
-
-    def __str__(self) -> str:
-        return str(self.args[0])

@@ -1,10 +1,11 @@
-"""Stopping long commands at safe points on Ctrl-C and SIGTERM.
+"""Stopping long writes at safe points on Ctrl-C and SIGTERM.
 
-A signal that lands inside HDF5 or a worker pool can be swallowed or leave a file open
-(h5py turns a KeyboardInterrupt raised in its callbacks into a printed warning). Instead,
-within :func:`stop_on_signals` the signals only set a flag; the command's loop calls
+A KeyboardInterrupt raised at a random moment inside HDF5 can be swallowed (h5py prints it
+as an ignored exception in a callback and carries on) or leave a file half-closed. Within
+:func:`stop_on_signals` the two signals only set a flag; the command's loop calls
 ``check()`` between units of work and stops there, cleaning up on the way out. A second
-signal stops at once.
+signal stops at once. What is raised is what the CLI expects of any interrupt: a
+KeyboardInterrupt for Ctrl-C, :class:`~carla4agt_data.processes.Terminated` for SIGTERM.
 """
 
 from __future__ import annotations
@@ -15,21 +16,22 @@ import threading
 from collections.abc import Callable, Iterator
 from types import FrameType
 
-from .errors import Interrupted
+from .processes import Terminated
 
-_EXIT_CODES: dict[int, int] = {signal.SIGINT: 130, signal.SIGTERM: 143}
+
+def _interrupt(signum: int) -> KeyboardInterrupt:
+    return Terminated(signum) if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
 @contextlib.contextmanager
-def stop_on_signals(kept: str) -> Iterator[Callable[[], None]]:
-    """Yield ``check()``, which raises :class:`Interrupted` (message ``kept``: what is kept)
-    once SIGINT or SIGTERM has arrived. Outside the main thread, signals are left alone."""
+def stop_on_signals() -> Iterator[Callable[[], None]]:
+    """Yield ``check()``, which raises once SIGINT or SIGTERM has arrived. Outside the main
+    thread signals are left alone (``check`` never raises)."""
     received: list[int] = []
 
     def check() -> None:
         if received:
-            raise Interrupted(f"Stopped by {signal.Signals(received[0]).name}. {kept}",
-                              _EXIT_CODES.get(received[0], 130))
+            raise _interrupt(received[0])
 
     if threading.current_thread() is not threading.main_thread():
         yield check
@@ -37,31 +39,21 @@ def stop_on_signals(kept: str) -> Iterator[Callable[[], None]]:
 
     def handler(signum: int, frame: FrameType | None) -> None:
         if received:  # the second one: stop now
-            raise Interrupted(f"Stopped by {signal.Signals(signum).name}. {kept}",
-                              _EXIT_CODES.get(signum, 130))
+            raise _interrupt(signum)
         received.append(signum)
 
-    previous = {s: signal.signal(s, handler) for s in _EXIT_CODES}
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield check
     finally:
         for s, h in previous.items():
-            signal.signal(s, h)
+            signal.signal(s, h)  # a signal after the last check: the work is done anyway
 
 
-def die_with_parent(parent_pid: int) -> None:
-    """In a worker process: be killed when the parent dies (Linux), and leave Ctrl-C to the
-    parent (which stops the pool). Elsewhere only the latter."""
+def worker_init(parent_pid: int) -> None:
+    """Initializer of pool workers: die with the parent; leave Ctrl-C to the parent, which
+    stops the pool (otherwise every worker prints its own KeyboardInterrupt)."""
+    from .processes import die_with_parent
+
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        pr_set_pdeathsig = 1
-        libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):
-        return
-    import os
-
-    if os.getppid() != parent_pid:  # the parent died before prctl took effect
-        os._exit(1)
+    die_with_parent(parent_pid)

@@ -15,9 +15,9 @@ import h5py
 from .errors import UserError
 from .fileio import atomic_path, sweep_stale_temporaries
 
-_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
-_FULL_TEXT = ("No space left", "errno = 28", "Disk quota", "errno = 122", "File too large",
-              "errno = 27")
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+_FULL_TEXT = ("No space left", "errno = 28", "Disk quota", "errno = 122")
+_TOO_LARGE_TEXT = ("File too large", "errno = 27")
 
 
 def same_file(a: Path, b: Path) -> bool:
@@ -102,7 +102,10 @@ def h5_writing(output: Path, needed: int = 0) -> Iterator[h5py.File]:
                             output.name)
     try:
         with atomic_path(output) as tmp:
-            f = h5py.File(tmp, "w")
+            # No chunk cache: every image is one whole chunk, written once, so the cache
+            # gains nothing, and without it a full disk fails the write that hit it (a
+            # clean error here) instead of the final flush (where HDF5 may crash).
+            f = h5py.File(tmp, "w", rdcc_nbytes=0)
             try:
                 yield f
             except BaseException:
@@ -112,14 +115,19 @@ def h5_writing(output: Path, needed: int = 0) -> Iterator[h5py.File]:
             f.close()
     except UserError:
         raise
-    except OSError as exc:
+    except (OSError, RuntimeError) as exc:
         if is_disk_full(exc):
             raise UserError(disk_full_message(output, needed)) from None
-        text = (exc.strerror or str(exc)).replace(str(tmp_name(output)), str(output))
-        raise UserError(f"{output}: cannot be written ({text}). Check the folder, its "
-                        "permissions and the free space.") from None
+        if getattr(exc, "errno", None) == errno.EFBIG or any(t in str(exc)
+                                                              for t in _TOO_LARGE_TEXT):
+            raise UserError(f"{output}: the file system refused to make it larger (a file size "
+                            f"limit; it needs about {_mib(needed)}). Nothing was written; write "
+                            "it to another file system, or raise the limit (ulimit -f).") from None
+        raise UserError(f"{output}: cannot be written ({_first_line(exc)}). Check the folder, "
+                        "its permissions and the free space.") from None
 
 
-def tmp_name(output: Path) -> str:
-    """The part of a temporary's name that is the same for every temporary of ``output``."""
-    return f".{Path(output).name}.tmp-"
+def _first_line(exc: BaseException) -> str:
+    """HDF5 messages carry a page of internals (and our temporary's name): keep the gist."""
+    text = getattr(exc, "strerror", None) or str(exc)
+    return text.split("(")[0].strip() or type(exc).__name__

@@ -20,7 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .errors import UserError
-from .interrupt import die_with_parent, stop_on_signals
+from .interrupt import stop_on_signals, worker_init
 from .output import check_replaceable, free_space_check, h5_writing
 from .raw import RawFolder
 from .schema import (
@@ -129,8 +129,8 @@ def pack(raw: Path, output: Path, *, num_classes: int = 16, compression: str = "
         layout_ids: pack only these layouts (default: every complete layout).
 
     Raises:
-        UserError (a ValueError): bad arguments or files; Interrupted on Ctrl-C/SIGTERM
-        (nothing is written then).
+        UserError (a ValueError): bad arguments or files. KeyboardInterrupt on Ctrl-C or
+        SIGTERM, at the next layout; nothing is written then.
     """
     classes(num_classes)  # validates
     comp = parse_compression(compression)
@@ -145,10 +145,10 @@ def pack(raw: Path, output: Path, *, num_classes: int = 16, compression: str = "
                            else "")
                         + ". Run carla4agt generate (or let it finish) first.")
     appearances, (width, height), meta = _check_consistent(folder, ids)
-    free_space_check(output, _estimated_bytes(folder, ids, comp.name != "none"))
+    needed = _estimated_bytes(folder, ids, comp.name != "none")
+    free_space_check(output, needed)
     summary = PackSummary(output, [], incomplete, in_flight=dict(folder.in_flight))
-    kept = f"Nothing was written: {output} is as it was, and {raw} is untouched."
-    with stop_on_signals(kept) as check, h5_writing(output) as f:
+    with stop_on_signals() as check, h5_writing(output, needed) as f:
         create_datasets(f, len(ids), len(appearances), height, width, num_classes, comp)
         write_attributes(f, appearances=appearances, width=width, height=height,
                          num_classes=num_classes, split_ratios=split_ratios,
@@ -194,7 +194,7 @@ def _decoded_in_order(raw: Path, ids: list[str], num_classes: int, workers: int,
                 bar.update(1)
             return
         pool = ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"),
-                                   initializer=die_with_parent, initargs=(os.getpid(),))
+                                   initializer=worker_init, initargs=(os.getpid(),))
         try:
             pending: list[Future] = []
             for lid in ids:  # keep a few layouts in flight, write them in order

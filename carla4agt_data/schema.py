@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -95,7 +96,8 @@ def parse_split_ratios(text: str) -> tuple[float, float, float]:
         values = tuple(float(v) for v in text.split(","))
     except ValueError:
         values = ()
-    if len(values) != 3 or min(values) < 0 or abs(sum(values) - 1) > 1e-6:
+    if (len(values) != 3 or not all(math.isfinite(v) and v >= 0 for v in values)
+            or abs(sum(values) - 1) > 1e-6):
         raise UserError(f"Invalid split ratios {text!r}: give three shares for train, val and "
                         "test that add up to 1, for example 0.8,0.1,0.1.")
     return values
@@ -309,7 +311,7 @@ def _check_virtual_sources(f: h5py.File, path: Any, attrs: dict[str, Any], fail:
         want = recorded[name]
         try:
             with h5py.File(source, "r") as src:
-                got_id = _plain(src.attrs.get("dataset_id"))
+                got_id = _plain(src.attrs.get("dataset_id", ""))
                 got_n = src["layout_id"].shape[0] if "layout_id" in src else None
         except OSError:
             raise UserError(f"{path} is a virtual merge and reads its images from {source}, "
