@@ -72,8 +72,11 @@ def _release(path: Path, fh: IO[str]) -> None:
 
 
 def _refuse(out: Path, path: Path, what: str) -> UserError:
-    with open(path, encoding="utf-8") as fh:
-        holder = _holder(fh)
+    try:
+        with open(path, encoding="utf-8") as fh:
+            holder = _holder(fh)
+    except OSError:  # it finished just now
+        holder = "another run"
     return UserError(f"{out} is being written by {holder}, {what}. Wait for it to finish or "
                      "stop it, or write into another --out (different shards of one numbering, "
                      "--shard 0/4 and 1/4, may share a folder).")

@@ -301,10 +301,20 @@ def record_failure(out: Path, layout_id: str, message: str, differing: int) -> N
 
 
 def read_failures(out: Path) -> list[dict[str, Any]]:
+    """The failure records; a line that is not one (a run killed while appending it, or an
+    edit) is skipped: its layout is not complete either, so the next run tries it again."""
     path = out / FAILED_FILE
     if not path.is_file():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    records = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("layout_id"), str):
+            records.append({"differing_pixels": 0, "message": "", **record})
+    return records
 
 
 def forget_failures(out: Path, layout_ids: set[str]) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.resources
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,13 +90,28 @@ class LightSettings:
     street_lights: bool  # street lamps (CARLA only switches them itself below the horizon)
     vehicle_lights: tuple[str, ...] = ()  # carla.VehicleLightState flags set on every vehicle
 
-    def vehicle_light_state(self) -> Any:
+    def vehicle_light_state(self, api: Any = None) -> Any:
         """The flags as one ``carla.VehicleLightState`` value."""
-        carla = import_carla()
-        state = carla.VehicleLightState.NONE
-        for flag in self.vehicle_lights:
-            state |= getattr(carla.VehicleLightState, flag)
-        return carla.VehicleLightState(state)
+        return light_state_value(self.vehicle_lights, api)
+
+
+def light_state_value(flags: Sequence[str], api: Any = None) -> Any:
+    """Flag names -> one ``carla.VehicleLightState`` (``api``: the carla module or a
+    stand-in; imported when None). The one place that encodes a vehicle light state."""
+    api = api if api is not None else import_carla()
+    state = api.VehicleLightState.NONE
+    for flag in flags:
+        state |= getattr(api.VehicleLightState, flag)
+    return api.VehicleLightState(state)
+
+
+def light_state_flags(state: Any, api: Any = None) -> tuple[str, ...]:
+    """A ``carla.VehicleLightState`` (or its int) -> the flag names set in it, in the order
+    of :data:`VEHICLE_LIGHT_FLAGS`. The one place that decodes a vehicle light state."""
+    api = api if api is not None else import_carla()
+    value = int(state)
+    return tuple(f for f in VEHICLE_LIGHT_FLAGS
+                 if value & int(getattr(api.VehicleLightState, f)))
 
 
 @dataclass(frozen=True)

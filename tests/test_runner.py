@@ -18,7 +18,14 @@ from click.testing import CliRunner
 from carla4agt.cli import cli
 from carla4agt_data.errors import UserError
 from carla4agt_data.raw import MARKER, complete_layouts, is_complete, read_tags
-from generator.runner import Shard, generate, parse_shard, parse_size, render_layouts
+from generator.runner import (
+    Shard,
+    generate,
+    parse_shard,
+    parse_size,
+    read_failures,
+    render_layouts,
+)
 from generator.weather import resolve_weathers
 
 from .conftest import SMALL
@@ -197,3 +204,13 @@ def test_no_egl_in_workers_is_one_clear_message(tmp_path, workers):
     assert proc.returncode == 1, proc.stderr
     assert "libegl1 libgl1-mesa-dri" in proc.stderr and "Traceback" not in proc.stderr
     assert not complete_layouts(tmp_path / "raw")
+
+
+def test_a_half_written_failure_record_does_not_stop_the_next_run(tmp_path):
+    # a run killed while appending to failed.jsonl leaves half a line
+    (tmp_path / "failed.jsonl").write_text(
+        '{"layout_id": "builtin-0-000001", "differing_pixels": 3, "message": "x"}\n'
+        '{"layout_id": "builtin-0-0000')
+    summary = generate(tmp_path, layouts=2, presets=ALL[:1], size=SMALL, progress=False)
+    assert (summary.rendered, summary.failed) == (2, 0)
+    assert read_failures(tmp_path) == []

@@ -129,3 +129,14 @@ def test_duplicate_appearance_refused():
 def test_missing_file():
     with pytest.raises(UserError, match="no such file"):
         load_preset("./nowhere.yaml")
+
+
+def test_vehicle_light_state_has_one_encoder_and_decoder(carla):
+    from generator.weather import light_state_flags, light_state_value
+
+    flags = ("Position", "LowBeam", "Fog")
+    state = light_state_value(flags, carla)
+    assert isinstance(state, carla.VehicleLightState)
+    assert light_state_flags(state, carla) == flags
+    assert light_state_flags(int(state), carla) == flags
+    assert light_state_flags(light_state_value((), carla), carla) == ()
