@@ -87,6 +87,7 @@ def test_4_each_map_loaded_once_per_server(tmp_path, monkeypatch):
     summary = _generate(tmp_path, layouts=8, presets="noon", maps=("Town01", "Town02"))
     assert (summary.rendered, summary.failed) == (8, 0)
     assert server.costs.map_loads == 2
+    assert min(server.load_timeouts) >= 60 and server.timeouts[-1] == 20.0  # long only there
     maps = sorted({load_layout(f / "layout.yaml").map for f in complete_layouts(tmp_path)})
     assert maps == ["Town01", "Town02"]
 

@@ -149,7 +149,7 @@ def capture(session: ServerSession, layout: Layout, preset: WeatherPreset,
         lights[0] = wanted
     session.set_street_lights(preset.lights.street_lights)
     for _ in range(options.warmup_ticks):
-        session.sync.tick()
+        session.sync.advance()
     rgb, tags = session.cameras.capture(session.sync)
     return Capture(preset.name, image_rgb(rgb), image_tags(tags), time.perf_counter() - start,
                    {"warmup_ticks": options.warmup_ticks, "frame": int(rgb.frame)})

@@ -122,13 +122,13 @@ def sample_layout(session: ServerSession, seed: int, index: int, *, width: int, 
     session.spawned = [actor_id for actor_id, _ in spawned]
     try:
         for _ in range(settle_ticks):  # physics on: vehicles and walkers come to rest
-            session.sync.tick()
+            session.sync.advance()
         live = [(world.get_actor(i), spec) for i, spec in spawned]
         live = [(a, spec) for a, spec in live if a is not None]  # None: gone meanwhile
         for actor, (kind, _, _, _) in live:
             if kind == "walker":
                 freeze_pose(actor)
-        session.sync.tick()  # the frozen poses show from this frame on
+        session.sync.advance()  # the frozen poses show from this frame on
         actors, bones = [], {}
         for actor, (kind, name, bp_id, color) in live:
             lights: tuple[str, ...] = ()

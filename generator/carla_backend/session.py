@@ -78,6 +78,21 @@ class SyncSession:
         self._original = None
         self._sensors.clear()
 
+    def advance(self) -> int:
+        """Advance one step without waiting for sensor data (warm-up, settling): what
+        has arrived is dropped, what arrives later is dropped as stale by the next
+        :meth:`tick`. A server before 0.9.14 may drop a first frame; this never waits
+        for it."""
+        frame = self.world.tick()
+        for _, q, early in self._sensors:
+            early.clear()
+            while True:
+                try:
+                    q.get_nowait()
+                except queue.Empty:
+                    break
+        return frame
+
     def tick(self) -> tuple[int, list[Any]]:
         """Advance one step; returns the frame id and each sensor's data of that frame."""
         frame = self.world.tick()

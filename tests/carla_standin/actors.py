@@ -208,6 +208,7 @@ class Camera(Actor):
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self._callback: Any = None
+        self._drop_next = False
         self._adapted = 0.5  # eye adaptation state of a new camera
 
     @property
@@ -217,6 +218,9 @@ class Camera(Actor):
     def listen(self, callback: Any) -> None:
         self._call("listen")
         self._callback = callback
+        # before 0.9.14 the first frame after listen may be lost (CARLA PR #5616)
+        self._drop_next = self._server.version.startswith(("0.9.10", "0.9.11", "0.9.12",
+                                                          "0.9.13"))
 
     def stop(self) -> None:
         self._call("stop")
@@ -258,6 +262,9 @@ class Camera(Actor):
     def _deliver(self, image: Image) -> None:
         callback = self._callback
         if callback is None or self._server.silent:
+            return
+        if self._drop_next:
+            self._drop_next = False
             return
         server = self._server
 

@@ -47,6 +47,9 @@ class Client:
 
     def set_timeout(self, seconds: float) -> None:
         self._timeout = float(seconds)
+        server = self._registry.get(self._address)
+        if server is not None:
+            server.timeouts.append(self._timeout)
 
     def get_client_version(self) -> str:
         server = self._registry.get(self._address)
@@ -65,6 +68,7 @@ class Client:
     def load_world(self, map_name: str, reset_settings: bool = True,
                    map_layers: Any = carla.MapLayer.All) -> World:
         server = self._server(f"load_world {map_name}")
+        server.load_timeouts.append(self._timeout)
         server.load_world(map_name, reset_settings)
         return World(server, server.episode, self)
 
@@ -73,6 +77,7 @@ class Client:
         # Client.load_world_if_different (0.9.15+): no load when that map is loaded
         server = self._server(f"load_world_if_different {map_name}")
         if server.find_map(map_name) != server.map_name:
+            server.load_timeouts.append(self._timeout)
             server.load_world(map_name, reset_settings)
 
     def apply_batch_sync(self, commands: Any, do_tick: bool = False) -> list[Response]:

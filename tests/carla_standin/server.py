@@ -71,6 +71,8 @@ class Server:
     episode: int = 1
     connections: int = 0
     events: list[str] = field(default_factory=list)
+    timeouts: list[float] = field(default_factory=list)  # every client.set_timeout
+    load_timeouts: list[float] = field(default_factory=list)  # the time-out of each load
     on_tick: list[Callable[[Server], None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
