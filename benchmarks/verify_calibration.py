@@ -146,6 +146,7 @@ def calibrate_layout(folder: str, other: str, index: int) -> dict:
         "rotation": max(a.rotation for a in stats.alignment.values()),
         "partners": min(a.partners for a in stats.alignment.values()),
         "fit": min(stats.fit.values()),
+        "actor": max([a.gain for a in stats.actors if a.moved], default=1.0),
         "difference": min(stats.difference.values()),
         "night_over_noon": stats.luminance.get("night", 0) / max(stats.luminance.get("noon", 1),
                                                                   1e-6),
@@ -214,12 +215,14 @@ def report(results: list[dict]) -> str:
             "| check: statistic | min / median / 99 % / max on clean | fail at | margin |",
             "|---|---|---|---|"]
     for stat, limits, worse in (("shift", v.SHIFT, max), ("zoom", v.ZOOM, max),
-                                ("rotation", v.ROTATION, max), ("fit", v.FIT, min)):
+                                ("rotation", v.ROTATION, max), ("fit", v.FIT, min),
+                                ("actor", v.ACTOR, max)):
         values = [c[stat] for c in clean]
         worst = worse(values)
         margin = (limits.fail / worst) if worse is max else (worst / limits.fail)
-        unit = "label_fit: fit (lower is worse)" if stat == "fit" else \
-            f"alignment: {stat} px (higher is worse)"
+        unit = {"fit": "label_fit: fit (lower is worse)",
+                "actor": "label_fit: actor outline gain off its label (higher is worse)"}.get(
+            stat, f"alignment: {stat} px (higher is worse)")
         rows.append(f"| {unit} | {_quantiles(values)} | {limits.fail} (warn {limits.warn}) | "
                     f"x{margin:.1f} |")
     diffs = [c["difference"] for c in clean]

@@ -201,3 +201,91 @@ def boundary_agreement(edges: np.ndarray, boundaries: np.ndarray, bands: np.ndar
     if not boundaries.any():
         return 1.0
     return float(np.median(edges[boundaries]) / max(float(np.median(edges[bands])), 1e-6))
+
+
+# --- actors: does each one's label sit where its outline is? ---------------------------
+
+_LUMA = np.array([77, 150, 29], np.uint32)  # 0.299, 0.587, 0.114 in 1/256
+_LOG_LUMINANCE = np.log1p(np.arange(256, dtype=np.float32))
+
+
+def actor_boxes(mask: np.ndarray, cell: int = 8, min_pixels: int = 150,
+                limit: int = 6) -> list[tuple[int, int, int, int]]:
+    """Boxes (y0, y1, x0, x1) around the largest groups of actor pixels (people, vehicles),
+    found as connected cells of a coarse grid (cheap; touching actors share a box)."""
+    h, w = mask.shape
+    hc, wc = h // cell, w // cell
+    if not hc or not wc:
+        return []
+    counts = mask[:hc * cell, :wc * cell].reshape(hc, cell, wc, cell).sum(axis=(1, 3))
+    todo = {(int(y), int(x)) for y, x in zip(*np.nonzero(counts), strict=True)}
+    groups = []
+    while todo:
+        stack = [todo.pop()]
+        cells = []
+        while stack:
+            y, x = stack.pop()
+            cells.append((y, x))
+            for near in ((y - 1, x - 1), (y - 1, x), (y - 1, x + 1), (y, x - 1), (y, x + 1),
+                         (y + 1, x - 1), (y + 1, x), (y + 1, x + 1)):
+                if near in todo:
+                    todo.remove(near)
+                    stack.append(near)
+        ys, xs = np.array(cells).T
+        pixels = int(counts[ys, xs].sum())
+        if pixels >= min_pixels:
+            groups.append((pixels, int(ys.min()) * cell, (int(ys.max()) + 1) * cell,
+                           int(xs.min()) * cell, (int(xs.max()) + 1) * cell))
+    groups.sort(reverse=True)
+    return [g[1:] for g in groups[:limit]]
+
+
+def actor_offset(images: list[np.ndarray], mask: np.ndarray, box: tuple[int, int, int, int],
+                 radius: int = 5, samples: int = 300, strip: int = 96, min_pixels: int = 30
+                 ) -> tuple[tuple[int, int], float, tuple[int, int]]:
+    """Where the actor outline in the images sits against its label: the offset, up to
+    ``radius`` px along rows or columns, at which the images' edges (every appearance, each
+    normalised, so that no light dominates) follow the label's outline best, and how much
+    better they follow it there than at (0, 0) (1.0 when the label is where the outline is).
+
+    Judged per vertical strip of the box (neighbouring actors share a box; one of them may
+    be off), the strip where an offset gains most is returned, with its columns."""
+    h, w = mask.shape
+    m = radius + 2
+    y0, y1, x0, x1 = max(box[0] - m, 0), min(box[1] + m, h), max(box[2] - m, 0), min(box[3] + m, w)
+    region = mask[y0:y1, x0:x1]
+    outline = label_boundaries(region)
+    outline[:m] = outline[-m:] = False
+    outline[:, :m] = outline[:, -m:] = False
+    ys, xs = np.nonzero(outline)
+    if len(ys) < min_pixels:
+        return (0, 0), 1.0, (x0, x1)
+    step = max(1, len(ys) // samples)
+    ys, xs = ys[::step], xs[::step]
+    d = np.arange(-radius, radius + 1)
+    zero = np.zeros_like(d)
+    dy, dx = np.r_[d, zero], np.r_[zero, d]  # along columns, then along rows
+    py, px = ys[None, :] + dy[:, None], xs[None, :] + dx[:, None]
+    # the four neighbours of every (offset, outline pixel): one gather per image
+    ny = py[None] + y0 + np.array([1, -1, 0, 0])[:, None, None]
+    nx = px[None] + x0 + np.array([0, 0, 1, -1])[:, None, None]
+    flat = ny * w + nx  # np.take on flat indices: 30 times faster than rgb[ny, nx]
+    strength = np.zeros(py.shape)
+    for rgb in images:  # log-luminance gradients only where they are needed
+        near = np.take(rgb.reshape(-1, 3), flat, axis=0).astype(np.uint32)
+        log = _LOG_LUMINANCE[(near @ _LUMA) >> 8]
+        e = np.hypot(log[0] - log[1], log[2] - log[3])
+        strength += e / max(float(e.mean()), 1e-6)
+    strips = xs // strip
+    best: tuple[tuple[int, int], float, tuple[int, int]] = ((0, 0), 1.0, (x0, x1))
+    for k in np.unique(strips):
+        inside = strips == k
+        if inside.sum() < min_pixels:
+            continue
+        scores = strength[:, inside].mean(axis=1)
+        i = int(scores.argmax())
+        gain = float(scores[i] / max(float(scores[radius]), 1e-6))
+        if gain > best[1]:
+            cols = (x0 + int(k) * strip, min(x0 + (int(k) + 1) * strip, x1))
+            best = ((int(dy[i]), int(dx[i])), gain, cols)
+    return best

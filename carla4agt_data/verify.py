@@ -68,6 +68,11 @@ ROTATION = Limits(warn=0.3, fail=0.6)
 # Label fit: median edge strength on the label boundaries over the median in the band
 # around them (1 = edges unrelated to the label). Lower is worse.
 FIT = Limits(warn=1.3, fail=1.12)
+# Actors (people, vehicles): how much better the images' edges follow an actor's label
+# outline moved by 2 px or more than where it is (1.0: best where it is). A label from
+# another frame of a moving actor is off.
+ACTOR = Limits(warn=1.4, fail=1.6)
+ACTOR_CLASS_NAMES = ("person", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle")
 
 
 @dataclass
@@ -178,21 +183,32 @@ class Alignment:
 
 
 @dataclass
+class ActorFit:
+    box: tuple[int, int, int, int]  # y0, y1, x0, x1
+    offset: tuple[int, int]  # (dy, dx) where the images' outline follows the label best
+    gain: float  # how much better there than at (0, 0)
+
+    @property
+    def moved(self) -> bool:
+        return max(abs(self.offset[0]), abs(self.offset[1])) >= 2
+
+
+@dataclass
 class ImageStats:
     """The statistics the image checks decide on, per appearance (for calibration too)."""
 
     alignment: dict[str, Alignment]
     fit: dict[str, float]
+    actors: list[ActorFit]
     difference: dict[tuple[str, str], float]
     luminance: dict[str, float]
 
 
 def image_statistics(images: dict[str, np.ndarray], label: np.ndarray,
-                     boundary: np.ndarray | None = None) -> ImageStats:
+                     num_classes: int = 16) -> ImageStats:
     names = list(images)
     size = ic.tile_size(label.shape)
-    if boundary is None:
-        boundary = ic.label_boundaries(label)
+    boundary = ic.label_boundaries(label)
     tiles = ic.select_tiles(boundary, size=size)
     bands = ic.tile_bands(boundary, tiles, size=size)
     on_boundary = ic.boundary_tiles(boundary, tiles, size=size)
@@ -219,12 +235,20 @@ def image_statistics(images: dict[str, np.ndarray], label: np.ndarray,
                                  float(np.median([abs(t.rotation) for t in judged])),
                                  len(judged), worst)
     fit = {n: ic.boundary_agreement(edges[n], on_boundary, bands) for n in names}
+    actor_ids = tuple(c.train_id for c in classes(num_classes) if c.name in ACTOR_CLASS_NAMES)
+    is_actor = np.zeros(256, bool)
+    is_actor[list(actor_ids)] = True
+    mask = is_actor[label]
+    actors = []
+    for box in ic.actor_boxes(mask):
+        offset, gain, (x0, x1) = ic.actor_offset(list(images.values()), mask, box)
+        actors.append(ActorFit((box[0], box[1], x0, x1), offset, gain))
     # Every 4th pixel each way: these are statistics of the whole image, 16 times cheaper.
     small = {n: images[n][::4, ::4].astype(np.int16) for n in names}
     lum = {n: float(ic.luminance(small[n]).mean()) for n in names}
     diff = {(a, b): float(np.abs(small[a] - small[b]).mean())
             for i, a in enumerate(names) for b in names[i + 1:]}
-    return ImageStats(alignment, fit, diff, lum)
+    return ImageStats(alignment, fit, actors, diff, lum)
 
 
 def _severity(value: float, limits: Limits, higher_is_worse: bool = True) -> str | None:
@@ -271,6 +295,17 @@ def judge_images(layout: str, stats: ImageStats) -> list[Finding]:
                 "label_fit", layout, f"its edges hardly follow the label boundaries (fit "
                 f"{stats.fit[n]:.2f}; 1 = unrelated, limit {FIT.fail})", n,
                 {"fit": stats.fit[n]}, severity))
+    for actor in stats.actors:
+        severity = _severity(actor.gain, ACTOR) if actor.moved else None
+        if severity:
+            y0, y1, x0, x1 = actor.box
+            findings.append(Finding(
+                "label_fit", layout, f"the label of the actor in x {x0}..{x1 - 1}, y {y0}.."
+                f"{y1 - 1} sits {actor.offset} px (rows, columns) off its outline in the images "
+                f"(fit {actor.gain:.2f} times better there; limit {ACTOR.fail}): a label from "
+                "another frame?", None, {"box_yyxx": list(actor.box),
+                                         "offset": list(actor.offset), "gain": actor.gain},
+                severity))
     for (first, second), diff in stats.difference.items():
         if diff < MIN_DIFFERENCE:
             findings.append(Finding("distinct", layout, f"{first} and {second} are (nearly) "
@@ -285,10 +320,10 @@ def judge_images(layout: str, stats: ImageStats) -> list[Finding]:
 
 
 def _image_checks(layout: str, images: dict[str, np.ndarray], label: np.ndarray,
-                  findings: list[Finding]) -> None:
+                  findings: list[Finding], num_classes: int = 16) -> None:
     if len(images) < 2:
         return
-    findings.extend(judge_images(layout, image_statistics(images, label)))
+    findings.extend(judge_images(layout, image_statistics(images, label, num_classes)))
 
 
 # --- raw folders ---------------------------------------------------------------------------
@@ -541,7 +576,7 @@ def _verify_h5_layout(ds: CarlaDataset, index: int) -> LayoutResult:
     present = [int(v) for v in values if v < ds.num_classes]
     if len(images) == len(ds.appearances):
         checked += ["alignment", "label_fit", "distinct"]
-        _image_checks(lid, images, label, findings)
+        _image_checks(lid, images, label, findings, ds.num_classes)
     return LayoutResult(lid, checked, findings, present)
 
 
