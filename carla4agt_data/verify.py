@@ -17,11 +17,8 @@ Checks, each reported per layout:
 
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import multiprocessing as mp
-import re
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -31,18 +28,16 @@ from typing import Any
 
 import h5py
 import numpy as np
-from PIL import Image, UnidentifiedImageError
 from tqdm import tqdm
 
 from . import imagechecks as ic
 from .dataset import CarlaDataset, open_dataset
-from .errors import UserError
-from .raw import LAYOUT_FILE, MARKER, complete_layouts, read_marker, rgb_name, tags_name
+from .errors import MissingFileError, UserError
+from .names import NAME_RULE
+from .raw import RawFolder
 from .schema import FORMAT, SCHEMA_VERSION, SPLIT_NAMES
 from .taxonomy import CARLA_TAGS, CARLA_TAGS_LEGACY, IGNORE, classes, lut_for_table
 
-# A layout being assembled: raw.py's hidden temporary folder ``.<layout_id>.tmp-<pid>``.
-_IN_FLIGHT = re.compile(r"^\.(?P<id>.+)\.tmp-(?P<pid>\d+)$")
 CHECKS = ("completeness", "label_identity", "alignment", "label_fit", "distinct",
           "label_values", "integrity")
 MIN_DIFFERENCE = 1.0  # mean absolute difference (0..255) below which two images are "the same"
@@ -328,13 +323,6 @@ def _image_checks(layout: str, images: dict[str, np.ndarray], label: np.ndarray,
 
 # --- raw folders ---------------------------------------------------------------------------
 
-def _checksum_findings(lid: str, name: str, data: bytes, sums: dict[str, Any]) -> list[Finding]:
-    entry = sums.get(name)
-    if isinstance(entry, dict) and hashlib.sha256(data).hexdigest() != entry.get("sha256"):
-        return [Finding("integrity", lid, f"{name} does not match its checksum")]
-    return []
-
-
 def tag_findings(layout: str, tags: dict[str, np.ndarray], tolerance: float) -> list[Finding]:
     """label_identity: every appearance's tag map against the first one's."""
     findings = []
@@ -354,100 +342,54 @@ def tag_findings(layout: str, tags: dict[str, np.ndarray], tolerance: float) -> 
     return findings
 
 
-def _decode_png(data: bytes, mode: str) -> np.ndarray:
-    with Image.open(io.BytesIO(data)) as im:
-        im.load()
-        return np.asarray(im.convert(mode) if im.mode != mode else im)
+def _file_finding(lid: str, exc: UserError, appearance: str | None) -> Finding:
+    """A refusal of the raw reader, as a finding of the check it concerns."""
+    text = str(exc)
+    missing = isinstance(exc, MissingFileError)
+    check = "integrity" if not missing and ("checksum" in text or "not listed" in text) \
+        else "completeness"
+    return Finding(check, lid, text, appearance)
 
 
-def _marker_findings(lid: str, marker: dict[str, Any], expected: list[str]) -> list[Finding]:
-    """What a commit marker must say: this folder's id, distinct appearances, a sha256 for
-    every file of the layout."""
-    out = []
-    if marker.get("layout_id") != lid:
-        out.append(Finding("integrity", lid, f"commit.json names layout "
-                           f"{marker.get('layout_id')!r}, not the folder's {lid!r}"))
-    names = marker.get("appearances")
-    if isinstance(names, list):
-        repeated = sorted(str(x) for x, k in Counter(map(str, names)).items() if k > 1)
-        if repeated:
-            out.append(Finding("integrity", lid, "commit.json repeats the appearances "
-                               + ", ".join(repeated)))
-    files = marker.get("files")
-    sums = files if isinstance(files, dict) else {}
-    unchecked = [n for n in expected if not isinstance(sums.get(n), dict)
-                 or not isinstance(sums[n].get("sha256"), str)]
-    if unchecked:
-        out.append(Finding("integrity", lid, "commit.json has no checksum for "
-                           + ", ".join(unchecked) + ": these files cannot be checked"))
-    return out
+def _verify_raw_layouts(raw: Path, ids: list[str], tolerance: float) -> list[LayoutResult]:
+    folder = RawFolder(raw)  # one reader per call and process
+    return [_verify_raw_layout(folder, lid, tolerance) for lid in ids]
 
 
-def _verify_raw_layouts(folders: list[Path], appearances: tuple[str, ...],
-                        size: tuple[int, int], tolerance: float) -> list[LayoutResult]:
-    return [_verify_raw_layout(f, appearances, size, tolerance) for f in folders]
-
-
-def _verify_raw_layout(folder: Path, appearances: tuple[str, ...], size: tuple[int, int],
-                       tolerance: float) -> LayoutResult:
-    lid = folder.name
+def _verify_raw_layout(raw: RawFolder, lid: str, tolerance: float) -> LayoutResult:
     findings: list[Finding] = []
     checked = ["completeness", "integrity"]
-    if not (folder / MARKER).is_file():
-        findings.append(Finding("completeness", lid, "no commit marker: the layout was never "
-                                "finished (re-run carla4agt generate)"))
-        return LayoutResult(lid, checked, findings)
     try:
-        marker = read_marker(folder)
-        if not isinstance(marker, dict):
-            raise UserError(f"{folder / MARKER}: not a JSON object")
+        marker = raw.marker(lid)
     except UserError as exc:
-        findings.append(Finding("integrity", lid, str(exc)))
-        return LayoutResult(lid, checked, findings)
-    expected = [LAYOUT_FILE] + [n for a in appearances for n in (rgb_name(a), tags_name(a))]
-    findings += _marker_findings(lid, marker, expected)
-    sums = marker["files"] if isinstance(marker.get("files"), dict) else {}
-    if not (folder / LAYOUT_FILE).is_file():
-        findings.append(Finding("completeness", lid, f"{LAYOUT_FILE} is missing"))
-    else:
-        findings += _checksum_findings(lid, LAYOUT_FILE, (folder / LAYOUT_FILE).read_bytes(),
-                                       sums)
+        return LayoutResult(lid, checked, [Finding("integrity", lid, str(exc))])
+    if marker.get("layout_id") != lid:
+        findings.append(Finding("integrity", lid, f"commit.json names layout "
+                                f"{marker.get('layout_id')!r}, not the folder's {lid!r}"))
+    appearances = raw.appearances_of(lid)
+    try:
+        raw.read_layout_yaml(lid)
+    except UserError as exc:
+        findings.append(_file_finding(lid, exc, None))
     images: dict[str, np.ndarray] = {}
     tags: dict[str, np.ndarray] = {}
     for a in appearances:
-        for fname, mode, store in ((rgb_name(a), "RGB", images), (tags_name(a), "L", tags)):
-            path = folder / fname
-            if not path.is_file():
-                findings.append(Finding("completeness", lid, f"{fname} is missing", a))
-                continue
-            data = path.read_bytes()
-            findings += _checksum_findings(lid, fname, data, sums)
+        for read, store in ((raw.read_rgb, images), (raw.read_tags, tags)):
             try:
-                array = _decode_png(data, mode)
-            except (OSError, UnidentifiedImageError, SyntaxError) as exc:
-                findings.append(Finding("completeness", lid, f"{fname} cannot be decoded ({exc})",
-                                        a))
-                continue
-            if array.shape[:2] != (size[1], size[0]):
-                findings.append(Finding("completeness", lid, f"{fname} is {array.shape[1]}x"
-                                        f"{array.shape[0]}, expected {size[0]}x{size[1]}", a))
-                continue
-            store[a] = array
+                store[a] = read(lid, a)
+            except UserError as exc:
+                findings.append(_file_finding(lid, exc, a))
     present: list[int] = []
     if tags:
         checked += ["label_identity", "label_values"]
         findings.extend(tag_findings(lid, tags, tolerance))
         ref = tags[next(iter(tags))]
-        table = CARLA_TAGS_LEGACY if marker.get("tag_table") == "0.9.10-0.9.13" else CARLA_TAGS
+        table = CARLA_TAGS_LEGACY if marker["tag_table"] == "0.9.10-0.9.13" else CARLA_TAGS
         values = np.flatnonzero(np.bincount(ref.ravel(), minlength=256))  # cheaper than unique
         unknown = sorted(set(values.tolist()) - set(table))
         if unknown:
             findings.append(Finding("label_values", lid, f"unknown CARLA tags {unknown}"))
-        try:
-            lut = lut_for_table(str(marker.get("tag_table", "0.9.14+")), 16)
-        except UserError as exc:
-            findings.append(Finding("label_values", lid, str(exc)))
-            return LayoutResult(lid, checked, findings)
+        lut = lut_for_table(marker["tag_table"], 16)
         label = lut[ref]
         present = sorted({int(v) for v in lut[values]} - {IGNORE})
         if len(images) == len(appearances):
@@ -632,47 +574,34 @@ def verify(path: str | Path, *, tolerance: float = 0.0, workers: int = 2,
     return report
 
 
-def _verify_raw(raw: Path, tolerance: float, workers: int, progress: bool) -> Report:
-    report = Report(str(raw), "raw")
-    folders = sorted(p for p in raw.iterdir() if p.is_dir() and not p.name.startswith("."))
-    complete = complete_layouts(raw)
-    if not folders:
-        raise UserError(f"{raw}: no layout folders. Pass the --out folder of carla4agt generate.")
-    if not complete:
+def _verify_raw(path: Path, tolerance: float, workers: int, progress: bool) -> Report:
+    report = Report(str(path), "raw")
+    raw = RawFolder(path)
+    if not raw.ids and not raw.incomplete:
+        raise UserError(f"{path}: no layout folders. Pass the --out folder of carla4agt "
+                        "generate.")
+    for lid in raw.incomplete:
+        report.findings.append(Finding("completeness", lid, "no commit marker: the layout was "
+                                       "never finished (re-run carla4agt generate)"))
+    for name in raw.foreign:
+        report.findings.append(Finding("integrity", name, "this folder's name cannot be a "
+                                       f"layout id ({NAME_RULE}): not a carla4agt layout"))
+    if raw.in_flight:
+        pids = sorted(set(raw.in_flight.values()))
+        report.findings.append(Finding(
+            "completeness", "-", f"{len(raw.in_flight)} layouts are being written right now by "
+            f"process {', '.join(map(str, pids))} (a running carla4agt generate?): they were "
+            "not checked. Verify again when it has finished.",
+            details={"in_flight": len(raw.in_flight), "pids": pids}, severity="warn"))
+    if not raw.ids:
         report.findings.append(Finding("completeness", "-", "no complete layout"))
         return report
-    _note_in_flight(raw, report)
-    first = read_marker(complete[0])
-    names, size = first.get("appearances"), first.get("size")
-    if not (isinstance(names, list) and names and all(isinstance(x, str) for x in names)
-            and isinstance(size, list) and len(size) == 2
-            and all(isinstance(x, int) for x in size)):
-        report.findings.append(Finding("integrity", complete[0].name, "commit.json lacks a "
-                                       "list of appearances or a [width, height] size"))
-        return report
-    appearances = tuple(dict.fromkeys(names))  # repeats are reported per layout
-    jobs = [(folders[a:b], appearances, (size[0], size[1]), tolerance)
-            for a, b in _chunks(len(folders))]
-    _collect(report, _run(jobs, _verify_raw_layouts, len(folders), workers, progress), 16)
+    report.layouts += len(raw.incomplete)
+    report.checked["completeness"] += len(raw.incomplete)
+    ids = list(raw.ids)
+    jobs = [(path, ids[a:b], tolerance) for a, b in _chunks(len(ids))]
+    _collect(report, _run(jobs, _verify_raw_layouts, len(ids), workers, progress), 16)
     return report
-
-
-def _note_in_flight(raw: Path, report: Report) -> None:
-    """Layouts a running process is writing (hidden ``.<id>.tmp-<pid>`` folders whose
-    process is alive) are not checked: say so, as a warning, instead of a plain pass."""
-    writers: dict[int, int] = {}
-    for entry in raw.iterdir():
-        match = _IN_FLIGHT.match(entry.name)
-        if match and entry.is_dir() and Path(f"/proc/{match['pid']}").exists():
-            writers[int(match["pid"])] = writers.get(int(match["pid"]), 0) + 1
-    if writers:
-        count = sum(writers.values())
-        pids = ", ".join(str(p) for p in sorted(writers))
-        report.findings.append(Finding(
-            "completeness", "-", f"{count} layouts are being written right now by process "
-            f"{pids} (a running carla4agt generate?): they were not checked. Verify again "
-            "when it has finished.", details={"in_flight": count, "pids": sorted(writers)},
-            severity="warn"))
 
 
 def _collect(report: Report, results, num_classes: int) -> None:

@@ -9,12 +9,12 @@ import h5py
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from PIL import Image
 
 from carla4agt.cli import cli
 from carla4agt_data.pack import pack
 from carla4agt_data.raw import read_rgb, read_tags
 from carla4agt_data.verify import verify
+from tests.test_verify_faults import save_planted
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ def test_altered_tag_region(raw):
     folder = _layout(raw)
     tags = read_tags(folder / "sunset.tags.png").copy()
     tags[40:60, 100:120] = 20
-    Image.fromarray(tags).save(folder / "sunset.tags.png")
+    save_planted(folder, "sunset.tags.png", tags)
     report = verify(raw, workers=1, progress=False)
     finding = next(f for f in report.findings if f.check == "label_identity")
     assert (finding.layout, finding.appearance) == (folder.name, "sunset")
@@ -65,7 +65,7 @@ def test_altered_tag_region(raw):
 def test_shifted_rgb(raw, shift):
     folder = _layout(raw, 2)
     rgb = np.roll(read_rgb(folder / "night.png"), shift, axis=(0, 1))
-    Image.fromarray(rgb).save(folder / "night.png")
+    save_planted(folder, "night.png", rgb)
     report = verify(raw, workers=1, progress=False)
     assert (folder.name, "night") in _failed(report, "alignment")
     finding = next(f for f in report.findings if f.check == "alignment")
@@ -75,7 +75,7 @@ def test_shifted_rgb(raw, shift):
 
 def test_appearance_replaced_by_a_copy(raw):
     folder = _layout(raw, 0)
-    shutil.copy(folder / "noon.png", folder / "fog.png")
+    save_planted(folder, "fog.png", read_rgb(folder / "noon.png"))
     report = verify(raw, workers=1, progress=False)
     assert (folder.name, "fog") in _failed(report, "distinct")
 
@@ -87,7 +87,7 @@ def test_missing_and_truncated_files(raw):
     (truncated / "fog.png").write_bytes(data[: len(data) // 2])
     report = verify(raw, workers=2, progress=False)
     assert (missing.name, "sunset") in _failed(report, "completeness")
-    assert (truncated.name, "fog") in _failed(report, "completeness")
+    assert (truncated.name, "fog") in _failed(report, "integrity")  # fails its checksum
     assert not report.ok
 
 

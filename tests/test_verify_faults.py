@@ -35,7 +35,7 @@ def warp(rgb: np.ndarray, shift: float = 0.0, zoom: float = 0.0, degrees: float 
         (w, h), Image.Transform.AFFINE, coeffs, resample=Image.Resampling.BICUBIC))
 
 
-def _save(folder, name, array):
+def save_planted(folder, name, array):
     """Write an image and its checksum, as a renderer with this fault would."""
     Image.fromarray(array).save(folder / name)
     marker = json.loads((folder / "commit.json").read_text())
@@ -59,7 +59,7 @@ def _failed(report, check):
 @pytest.mark.parametrize("fault", [{"shift": 1.0}, {"zoom": 1.0}, {"degrees": 0.5}])
 def test_graded_camera_faults_fail(raw, fault):
     folder = _folder(raw, 1)
-    _save(folder, "fog.png", warp(read_rgb(folder / "fog.png"), **fault))
+    save_planted(folder, "fog.png", warp(read_rgb(folder / "fog.png"), **fault))
     report = verify(raw, workers=1, progress=False)
     assert {(f.check, f.layout, f.appearance) for f in report.failures} == {
         ("alignment", folder.name, "fog")}, report.summary()
@@ -69,7 +69,7 @@ def test_tag_region_16px_fails(raw):
     folder = _folder(raw, 0)
     tags = read_tags(folder / "night.tags.png").copy()
     tags[30:46, 60:76] = (tags[30:46, 60:76].astype(int) + 1) % 256
-    _save(folder, "night.tags.png", tags)
+    save_planted(folder, "night.tags.png", tags)
     report = verify(raw, workers=1, progress=False)
     finding = next(f for f in report.failures if f.check == "label_identity")
     assert (finding.layout, finding.appearance, finding.details["pixels"]) == (
@@ -78,7 +78,7 @@ def test_tag_region_16px_fails(raw):
 
 def test_appearance_swapped_with_another_layouts_fails(raw):
     folder, other = _folder(raw, 0), _folder(raw, 2)
-    _save(folder, "noon.png", read_rgb(other / "noon.png"))
+    save_planted(folder, "noon.png", read_rgb(other / "noon.png"))
     report = verify(raw, workers=1, progress=False)
     assert (folder.name, "noon") in _failed(report, "alignment") | _failed(report, "label_fit")
     assert {lid for lid, _ in _failed(report, "alignment") | _failed(report, "label_fit")} == {
@@ -93,7 +93,7 @@ def test_long_shadows_are_not_a_fault(raw):
     y, x = np.mgrid[0:h, 0:w]
     shadow = ((x + 2 * y) // 9) % 3 == 0
     rgb[shadow] *= 0.35
-    _save(folder, "sunset.png", rgb.astype(np.uint8))
+    save_planted(folder, "sunset.png", rgb.astype(np.uint8))
     report = verify(raw, workers=1, progress=False)
     assert report.ok and not report.warnings, report.summary()
 
