@@ -120,8 +120,9 @@ def markdown_table(rows: list[Row], classes: list[str], eval_set: str, title: st
             mean, std = ((r.miou_mean, r.miou_std) if key == "mIoU"
                          else (r.iou_mean[key], r.iou_std[key]))
             text = _fmt(mean, std, r.seeds)
+            # a class no method predicts (best IoU 0.0 %) has no best to mark
             cells.append(f"**{text}**" if not math.isnan(mean) and len(rows) > 1
-                         and mean == _best(rows, key) else text)
+                         and mean == _best(rows, key) and mean >= 5e-4 else text)
         lines.append("| " + " | ".join(cells) + " |")
     seeds = sorted({r.seeds for r in rows})
     lines += ["", f"IoU in %, mean ± standard deviation over {'/'.join(map(str, seeds))} "
