@@ -80,7 +80,8 @@ def shard_from_environment(env: Mapping[str, str] | None = None) -> Shard | None
     task, count = env.get("SLURM_ARRAY_TASK_ID"), env.get("SLURM_ARRAY_TASK_COUNT")
     if task is None or count is None:
         return None
-    if not (task.isdigit() and count.isdigit()) or not int(task) < int(count):
+    if (not (re.fullmatch(r"[0-9]{1,6}", task) and re.fullmatch(r"[0-9]{1,6}", count))
+            or not int(task) < int(count)):
         raise UserError(f"SLURM_ARRAY_TASK_ID={task!r} and SLURM_ARRAY_TASK_COUNT={count!r} "
                         "do not name a shard: submit the array as --array=0-<N-1>, or pass "
                         "--shard I/N.")

@@ -461,3 +461,13 @@ def test_any_corrupted_layout_text_loads_or_is_one_user_error(tmp_path_factory, 
         check_layout(layout, path, layout.backend)
 
     _loads_or_user_error(load)
+
+
+@pytest.mark.parametrize("task, count", [("²", "4"), ("1", "9" * 5000), ("-1", "4"), ("4", "4")])
+def test_bad_slurm_array_variables_are_one_message(tmp_path, monkeypatch, task, count):
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", task)
+    monkeypatch.setenv("SLURM_ARRAY_TASK_COUNT", count)
+    out = tmp_path / "out"
+    result = run_cli(tmp_path, monkeypatch, ["generate", "--layouts", "1", "--out", str(out),
+                                             "--backend", "builtin", "--no-progress"], out)
+    assert result.exit_code == 1 and "SLURM_ARRAY_TASK_ID" in result.stderr
