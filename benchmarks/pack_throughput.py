@@ -20,15 +20,13 @@ from pathlib import Path
 from _timing import timed
 
 from carla4agt_data.pack import _decode
-from carla4agt_data.raw import complete_layouts, read_marker
+from carla4agt_data.raw import RawFolder, complete_layouts
 
 
 def decode_only(raw: Path, workers: int) -> None:
-    folders = complete_layouts(raw)
-    appearances = tuple(read_marker(folders[0])["appearances"])
+    ids = RawFolder(raw).ids
     with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
-        for _ in pool.map(_decode, folders, [appearances] * len(folders),
-                          [16] * len(folders), chunksize=1):
+        for _ in pool.map(_decode, [raw] * len(ids), ids, [16] * len(ids), chunksize=1):
             pass
 
 

@@ -54,9 +54,9 @@ def daformer_config(out: Path, fmt: str, splits: Sequence[str]) -> str:
         "# folder, written by carla4agt export. Plain data: it imports nothing. In a DAFormer",
         "# config, train on it (the source domain) with:",
         "#     from runpy import run_path",
-        f"#     source = run_path({str(Path(out).resolve() / CONFIG_NAME)!r})['train']",
-        "#     del run_path",
-        "#     data = dict(train=dict(source=source))",
+        f"#     source = run_path({str(Path(out).resolve() / CONFIG_NAME)!r})['train']; "
+        "del run_path",
+        "#     data = dict(train=dict(source=source))    # your base config keeps its pipeline",
         "",
         f"data_root = {first['data_root']!r}",
         f"classes = {first['classes']!r}",
