@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import inspect
 import re
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -91,7 +92,7 @@ def test_public_attributes_set_on_standin_objects_exist_in_the_wheel(carla):
         init = vars(cls).get("__init__")
         if init is None:
             continue
-        tree = ast.parse(inspect.getsource(init).strip().replace("\n    ", "\n"))
+        tree = ast.parse(textwrap.dedent(inspect.getsource(init)))
         for node in ast.walk(tree):
             if (isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store)
                     and isinstance(node.value, ast.Name) and node.value.id == "self"
