@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from .errors import FileFormatError, UserError
+from .errors import FileFormatError, MissingFileError, UserError
 
 
 def read_yaml(path: str | Path) -> Any:
@@ -27,7 +27,7 @@ def read_yaml(path: str | Path) -> Any:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise UserError(f"{path}: no such file. Check the path.") from None
+        raise MissingFileError(f"{path}: no such file. Check the path.") from None
     except IsADirectoryError:
         raise UserError(f"{path}: is a folder, expected a YAML file.") from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -267,3 +267,31 @@ def test_daformer_config_points_at_the_export(tmp_path, fmt):
     code = [line for line in (out / "daformer_dataset.py").read_text().splitlines()
             if not line.startswith("#")]
     assert source["type"] == "CustomDataset" and not any("import" in line for line in code)
+
+
+# --- #14 a copy-merge of a virtual merge ------------------------------------------------
+def test_copy_merge_of_a_virtual_merge(tmp_path, shards):
+    a, b = shards
+    virtual = tmp_path / "v.h5"
+    merge([a, b], virtual, virtual=True, progress=False)
+    c = synthetic_dataset(tmp_path / "c.h5", layouts=2, seed=7)
+    with h5py.File(c, "a") as f:
+        f["layout_id"][...] = np.array(["c-0", "c-1"], dtype=object)
+    result = _run("merge", virtual, c, "-o", tmp_path / "all.h5", "--no-progress")
+    assert result.exit_code == 0, result.output  # was a traceback (no chunks to copy)
+    merged, parts = open_dataset(tmp_path / "all.h5"), [open_dataset(p) for p in (a, b, c)]
+    assert len(merged) == 8
+    for part in parts:
+        for i, lid in enumerate(part.layout_ids):
+            j = merged.index_of(str(lid))
+            np.testing.assert_array_equal(merged.read_layout(j), part.read_layout(i))
+            np.testing.assert_array_equal(merged.read_label(j), part.read_label(i))
+
+
+def test_missing_files_are_file_not_found_errors(tmp_path):
+    from carla4agt_data.fileio import read_yaml
+
+    for call in (lambda: open_dataset(tmp_path / "no.h5"), lambda: RawFolder(tmp_path / "no"),
+                 lambda: read_yaml(tmp_path / "no.yaml")):
+        with pytest.raises(FileNotFoundError, match="no such"):
+            call()
