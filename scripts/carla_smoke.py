@@ -1,16 +1,19 @@
 """Smoke test against a real CARLA server: render three layouts, pack them, verify them.
 
-Run it where a CARLA 0.9.14+ server answers (it has not met one on the machines this
+Run it first where a CARLA 0.9.14+ server answers (it has not met one on the machines this
 project is developed on):
 
     python scripts/carla_smoke.py --host localhost --port 2000 --out /tmp/carla-smoke
 
-It exits non-zero when any step fails, and prints where the files are.
+It exits non-zero when any step fails, prints where the files are, and the seconds each
+layout's capture took on this server (to compare with `benchmarks/carla_cost.py`'s
+estimate from the stand-in).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -37,6 +40,11 @@ def main() -> int:
         if subprocess.run(step).returncode != 0:
             print(f"FAILED: {' '.join(step[2:])}", file=sys.stderr)
             return 1
+    for path in sorted((args.out / "raw").glob("*/commit.json")):
+        marker = json.loads(path.read_text())
+        seconds = marker.get("timings", {}).get("render_all", float("nan"))
+        server = marker.get("versions", {}).get("carla_server", "?")
+        print(f"{path.parent.name}: captured in {seconds:.2f} s on CARLA {server}")
     print(f"OK: raw folders, dataset, report and {args.out / 'sheet.png'} are in {args.out}.")
     return 0
 
