@@ -202,6 +202,11 @@ def test_item9_resume_draws_new_crops_and_ranks_differ(tiny, tmp_path):
     resumed = next(iter(make_loaders(cfg, step=5)[0]))
     assert torch.equal(first["image_a"], again["image_a"])  # same seed, same step: same data
     assert not torch.equal(first["image_a"], resumed["image_a"])
+    # under DDP the ranks share one permutation (disjoint shares) but draw their own crops
+    ranks = [make_loaders(cfg, step=0, rank=r, world=2)[0] for r in (0, 1)]
+    shares = [set(loader.sampler) for loader in ranks]
+    assert not shares[0] & shares[1] and len(shares[0] | shares[1]) == len(ranks[0].dataset)
+    assert ranks[0].dataset.seed != ranks[1].dataset.seed
     base = ["train", "--recipe", "quick", "--data", str(data), "--out", str(tmp_path / "r"),
             "--batch", "2", "--crop", "32", "--workers", "0", "--checkpoint-every", "2"]
     assert _run([*base, "--iters", "2"]).exit_code == 0

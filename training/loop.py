@@ -172,7 +172,10 @@ def make_loaders(cfg: TrainConfig, step: int = 0, rank: int = 0, world: int = 1
         dataset = source
         if cfg.max_layouts and cfg.max_layouts < len(source.layouts):
             dataset = Subset(source, range(cfg.max_layouts * source.items_per_layout))
-        sampler = (DistributedSampler(dataset, world, rank, shuffle=True, seed=order_seed)
+        # every rank shuffles with the same seed: DistributedSampler then hands each rank
+        # its own share of one permutation
+        shared = stream_seed(cfg, step, 0, 1)
+        sampler = (DistributedSampler(dataset, world, rank, shuffle=True, seed=shared)
                    if world > 1 else
                    torch.utils.data.RandomSampler(
                        dataset, generator=torch.Generator().manual_seed(order_seed)))
