@@ -127,6 +127,48 @@ def _report(summary: RunSummary) -> None:
     )
 
 
+@dataclass(frozen=True)
+class PackChoice:
+    """Whether and how generate packs at the end (the pack options of the command line)."""
+
+    enabled: bool
+    dataset: Path | None  # None: inside OUT
+    num_classes: int
+    compression: str
+    split: tuple[float, float, float]
+    workers: int
+
+    def path(self, out: Path, shard: Shard) -> Path:
+        """--dataset, else inside the folder the user named: nothing written elsewhere."""
+        if self.dataset is not None:
+            return self.dataset
+        return out / ("dataset.h5" if shard.count == 1
+                      else f"dataset.shard{shard.index}-of-{shard.count}.h5")
+
+
+def _packing(func):
+    """The pack options of generate, handed to the command as one ``packing`` record."""
+
+    @functools.wraps(func)
+    def wrapper(do_pack: bool, dataset: Path | None, num_classes: str, compression: str,
+                split_ratios: str, pack_workers: int, **kwargs: Any) -> Any:
+        try:
+            split = parse_split_ratios(split_ratios)
+        except UserError as exc:  # a usage error, like every other bad option value
+            raise click.BadParameter(str(exc), param_hint="'--split'") from None
+        packing = PackChoice(do_pack, dataset, int(num_classes), compression, split,
+                             pack_workers)
+        return func(packing=packing, **kwargs)
+
+    wrapper = pack_options(wrapper)
+    wrapper = click.option(
+        "--dataset", type=click.Path(dir_okay=False, path_type=Path), default=None,
+        help="Where to pack [default: OUT/dataset.h5, or OUT/dataset.shardI-of-N.h5 for a "
+             "shard].")(wrapper)
+    return click.option("--pack/--no-pack", "do_pack", default=True, show_default=True,
+                        help="Pack this run's layouts into an HDF5 dataset at the end.")(wrapper)
+
+
 @click.command(short_help="Sample layouts and render them under every weather.")
 @click.option("--layouts", "num_layouts", type=click.IntRange(1, MAX_LAYOUTS), required=True,
               help="Number of layouts in the whole dataset (all shards together).")
@@ -142,18 +184,12 @@ def _report(summary: RunSummary) -> None:
 @click.option("--server", "servers", multiple=True, type=ServerType(),
               help="CARLA server HOST:PORT; repeat for several (one render process each).")
 @_common
-@click.option("--pack/--no-pack", "do_pack", default=True, show_default=True,
-              help="Pack this run's layouts into an HDF5 dataset at the end.")
-@click.option("--dataset", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Where to pack [default: OUT/dataset.h5, or OUT/dataset.shardI-of-N.h5 for "
-                   "a shard].")
-@pack_options
+@_packing
 @interrupted("Stopped. Finished layouts are kept in the --out folder (the ones in progress "
              "are not); run the same command again to resume.")
 def generate_cmd(num_layouts: int, seed: int, size: tuple[int, int], fov: float,
                  maps: tuple[str, ...], servers: tuple[tuple[str, int], ...],
-                 run: RunOptions, do_pack: bool, dataset: Path | None, num_classes: str,
-                 compression: str, split_ratios: str, pack_workers: int) -> None:
+                 run: RunOptions, packing: PackChoice) -> None:
     """Sample --layouts N layouts and render each under every weather preset into --out.
 
     Each layout becomes OUT/<layout_id>/ with layout.yaml, <weather>.png,
@@ -161,10 +197,6 @@ def generate_cmd(num_layouts: int, seed: int, size: tuple[int, int], fov: float,
     command resumes: complete layouts are skipped, interrupted ones are redone. At the end
     the layouts are packed into an HDF5 dataset inside OUT (--no-pack to skip).
     """
-    try:
-        ratios = parse_split_ratios(split_ratios)
-    except UserError as exc:
-        raise click.BadParameter(str(exc), param_hint="'--split'") from None
     try:
         check_render_size(*size, run.antialias)
     except UserError as exc:
@@ -182,13 +214,10 @@ def generate_cmd(num_layouts: int, seed: int, size: tuple[int, int], fov: float,
         progress=run.progress)
     summary = generate(run.out, settings)
     _report(summary)
-    if do_pack:
-        shard = run.shard
-        if dataset is None:  # inside the folder the user named: nothing written elsewhere
-            dataset = run.out / ("dataset.h5" if shard.count == 1
-                                 else f"dataset.shard{shard.index}-of-{shard.count}.h5")
-        report_pack(pack(run.out, dataset, num_classes=int(num_classes),
-                         compression=compression, split_ratios=ratios, workers=pack_workers,
+    if packing.enabled:
+        report_pack(pack(run.out, packing.path(run.out, run.shard),
+                         num_classes=packing.num_classes, compression=packing.compression,
+                         split_ratios=packing.split, workers=packing.workers,
                          layout_ids=summary.layout_ids, progress=run.progress))
 
 
