@@ -31,7 +31,7 @@ from .dataset import CarlaDataset, open_dataset
 from .errors import UserError
 from .fileio import atomic_path, sweep_stale_temporaries, temporary_name, write_atomic
 from .interrupt import stop_on_signals
-from .output import disk_full_message, free_bytes, is_disk_full
+from .output import free_bytes, is_disk_full, mib
 from .schema import SPLIT_NAMES
 from .taxonomy import IGNORE
 
@@ -111,9 +111,11 @@ def export(path: Path, out: Path, fmt: str, *, splits: Sequence[str] = SPLIT_NAM
                     if is_disk_full(exc):
                         per_image = 3 * array.size  # a bound; PNGs are smaller
                         left = (len(jobs) * len(names) - written) * per_image
-                        raise UserError(disk_full_message(target, left, free_bytes(target))
-                                        .replace("Nothing was written", "Files written so far "
-                                                 "are complete")) from None
+                        raise UserError(
+                            f"{target}: not enough disk space. The rest of the export needs "
+                            f"up to {mib(left)} and {out.resolve()} has "
+                            f"{mib(free_bytes(target))} free. Files written so far are "
+                            "complete; free some space and run export again.") from None
                     raise UserError(f"{target}: cannot be written ({exc.strerror or exc}). "
                                     "Check the folder and its permissions.") from None
 

@@ -77,8 +77,8 @@ def free_space_check(output: Path, needed: int) -> None:
 
 def disk_full_message(output: Path, needed: int, free: int | None = None) -> str:
     free = free_bytes(Path(output)) if free is None else free
-    return (f"{output}: not enough disk space. Writing it needs about {_mib(needed)} and "
-            f"{Path(output).parent.resolve()} has {_mib(free)} free. Nothing was written; free "
+    return (f"{output}: not enough disk space. Writing it needs about {mib(needed)} and "
+            f"{Path(output).parent.resolve()} has {mib(free)} free. Nothing was written; free "
             "some space or choose another output.")
 
 
@@ -88,7 +88,7 @@ def is_disk_full(exc: BaseException) -> bool:
     return any(t in str(exc) for t in _FULL_TEXT)
 
 
-def _mib(n: int) -> str:
+def mib(n: int) -> str:
     return f"{n / 2**20:.1f} MiB" if n < 2**30 else f"{n / 2**30:.2f} GiB"
 
 
@@ -121,7 +121,7 @@ def h5_writing(output: Path, needed: int = 0) -> Iterator[h5py.File]:
         if getattr(exc, "errno", None) == errno.EFBIG or any(t in str(exc)
                                                               for t in _TOO_LARGE_TEXT):
             raise UserError(f"{output}: the file system refused to make it larger (a file size "
-                            f"limit; it needs about {_mib(needed)}). Nothing was written; write "
+                            f"limit; it needs about {mib(needed)}). Nothing was written; write "
                             "it to another file system, or raise the limit (ulimit -f).") from None
         raise UserError(f"{output}: cannot be written ({_first_line(exc)}). Check the folder, "
                         "its permissions and the free space.") from None

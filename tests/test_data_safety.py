@@ -295,3 +295,31 @@ def test_missing_files_are_file_not_found_errors(tmp_path):
                  lambda: read_yaml(tmp_path / "no.yaml")):
         with pytest.raises(FileNotFoundError, match="no such"):
             call()
+
+
+def test_export_disk_full_names_the_file_and_leaves_nothing_partial(tmp_path, shards,
+                                                                     monkeypatch):
+    import errno
+
+    from PIL import Image
+
+    real_save, calls = Image.Image.save, []
+
+    def full(self, fp, *args, **kwargs):
+        calls.append(fp)
+        if len(calls) == 3:
+            Path(fp).write_bytes(b"\x89PNG partial")
+            raise OSError(errno.ENOSPC, "No space left on device", str(fp))
+        return real_save(self, fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "save", full)
+    out = tmp_path / "out"
+    result = _run("export", "gta", shards[0], out, "--no-progress")
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "not enough disk space" in result.stderr and ".tmp-" not in result.stderr
+    assert str(out / "images") in result.stderr and "written so far are complete" in \
+        result.stderr
+    assert not [p for p in out.rglob(".*")]  # no temporary, no staging folder
+    for p in out.rglob("*.png"):
+        with Image.open(p) as im:
+            im.load()
