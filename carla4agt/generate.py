@@ -225,19 +225,23 @@ def generate_cmd(num_layouts: int, seed: int, size: tuple[int, int], fov: float,
 @click.option("--layouts", "sources", type=click.Path(exists=True, path_type=Path),
               multiple=True, required=True,
               help="Layout file, folder of layout files, or raw folder (repeatable).")
+@click.option("--server", "servers", multiple=True, type=ServerType(),
+              help="CARLA server HOST:PORT; repeat for several (one render process each).")
 @_common
 @interrupted("Stopped. Finished layouts are kept in the --out folder (the ones in progress "
              "are not); run the same command again to resume.")
-def render_cmd(sources: tuple[Path, ...], run: RunOptions) -> None:
+def render_cmd(sources: tuple[Path, ...], servers: tuple[tuple[str, int], ...],
+               run: RunOptions) -> None:
     """Replay saved layouts under every weather preset into OUT (resumable).
 
     Every layout file is checked before anything renders. A layout file edited since its
     layout was rendered (same id, other content) is rendered again.
     """
-    chosen, reason = choose_backend(run.backend, host=run.host, port=run.port,
+    host, port = servers[0] if servers else (run.host, run.port)  # the first decides auto
+    chosen, reason = choose_backend(run.backend, host=host, port=port,
                                     timeout=min(run.timeout, 5.0))
     click.echo(reason, err=True)
     settings = RenderSettings(presets=run.weathers, backend=chosen, antialias=run.antialias,
-                              shard=run.shard, workers=run.workers, host=run.host,
-                              port=run.port, timeout=run.timeout, progress=run.progress)
+                              shard=run.shard, workers=run.workers, host=host, port=port,
+                              servers=servers, timeout=run.timeout, progress=run.progress)
     _report(render_layouts(list(sources), run.out, settings))

@@ -185,6 +185,12 @@ class GenerateSettings(RunSettings):
 class RenderSettings(RunSettings):
     """A ``render`` run: replay saved layout files."""
 
+    servers: tuple[tuple[str, int], ...] = ()  # several CARLA servers, one process each
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "servers", tuple(self.servers))
+
 
 @dataclass(frozen=True)
 class RunSummary:
@@ -487,13 +493,15 @@ def render_layouts(sources: Sequence[Path], out: Path, settings: RenderSettings 
         todo = [layouts[files[i]] for i in mine
                 if not _same_layout(out / layouts[files[i]].id, layouts[files[i]])]
         forget_failures(out, {la.id for la in todo})
-        if s.backend == "carla":  # one process per server, each map's layouts as a block
-            parts = [tuple(sorted(todo, key=lambda la: la.map))]  # stable: file order
+        if s.backend == "carla":  # one process per server, each map's layouts as blocks
+            servers = list(s.servers) or [(s.host, s.port)]
+            ordered = sorted(todo, key=lambda la: la.map)  # stable: file order within a map
+            parts = list(zip(servers, _blocks(ordered, len(servers)), strict=True))
         else:
-            parts = _split(todo, s.workers)
+            parts = [((s.host, s.port), part) for part in _split(todo, s.workers)]
         jobs = [_ReplayJob(out, s.backend, s.presets, part, antialias=s.antialias,
-                           host=s.host, port=s.port, timeout=s.timeout)
-                for part in parts if part]
+                           host=host, port=port, timeout=s.timeout)
+                for (host, port), part in parts if part]
         _execute(jobs, len(mine), len(mine) - len(todo), s.progress)
         tried = {la.id for la in todo}
         failed = len({f["layout_id"] for f in read_failures(out) if f["layout_id"] in tried})

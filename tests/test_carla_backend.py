@@ -200,3 +200,23 @@ def test_the_shard_defaults_to_the_slurm_array_task(monkeypatch, capsys):
     assert _shard(None) == runner.Shard(1, 3)
     assert "Shard 1/3 from SLURM_ARRAY_TASK_ID/SLURM_ARRAY_TASK_COUNT" in capsys.readouterr().err
     assert _shard(runner.Shard(0, 2)) == runner.Shard(0, 2)  # --shard wins
+
+
+def test_render_deals_map_blocks_to_servers(tmp_path, monkeypatch):
+    """render --server A --server B: one process per server, each map's layouts together."""
+    from dataclasses import replace
+
+    from generator.layout import save_layout
+
+    backend = standin_backend(Server())
+    base = backend.sample_layout(0, 0, width=64, height=32, fov=90.0)
+    backend.close()
+    for i, name in enumerate(["Town01", "Town02", "Town01", "Town02"]):
+        save_layout(replace(base, id=f"l{i}", map=name), tmp_path / "in" / f"l{i}.yaml")
+    planned = []
+    monkeypatch.setattr(runner, "_execute", lambda jobs, *a: planned.extend(jobs))
+    runner.render_layouts([tmp_path / "in"], tmp_path / "out",
+                          presets=resolve_weathers("noon"), backend="carla", workers=4,
+                          servers=[("a", 2000), ("b", 2003)], progress=False)
+    assert [(j.host, j.port) for j in planned] == [("a", 2000), ("b", 2003)]
+    assert [[la.map for la in j.items] for j in planned] == [["Town01"] * 2, ["Town02"] * 2]
