@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from carla4agt_data.errors import UserError
+from carla4agt_data.errors import MissingFileError, UserError
 from carla4agt_data.fileio import dump_yaml, write_atomic
 from carla4agt_data.names import check_layout_id as check_layout_id  # the one id rule
 
@@ -269,8 +269,8 @@ def find_layout_files(source: Path) -> list[Path]:
     if source.is_file():
         return [source]
     if not source.is_dir():
-        raise UserError(f"{source}: no such file or folder. Pass a layout file or a folder "
-                        "of layout files (or a raw folder).")
+        raise MissingFileError(f"{source}: no such file or folder. Pass a layout file or a "
+                               "folder of layout files (or a raw folder).")
     files = sorted(p for p in source.rglob("*.yaml")
                    if p.name != "run.yaml"
                    and not any(part.startswith(".") for part in p.relative_to(source).parts))

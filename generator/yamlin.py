@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from carla4agt_data.errors import FileFormatError, UserError
+from carla4agt_data.errors import FileFormatError, MissingFileError, UserError
 
 MAX_FILE_BYTES = 16 * 1024 * 1024  # a dense builtin layout is about 100 kB
 
@@ -67,7 +67,7 @@ def read_yaml_file(path: str | Path, max_bytes: int = MAX_FILE_BYTES) -> Any:
     try:
         info = path.stat()
     except FileNotFoundError:
-        raise UserError(f"{path}: no such file. Check the path.") from None
+        raise MissingFileError(f"{path}: no such file. Check the path.") from None
     except (OSError, ValueError) as exc:  # ValueError: a NUL byte in the path
         raise UserError(f"{path}: cannot be read ({getattr(exc, 'strerror', None) or exc})."
                         ) from None

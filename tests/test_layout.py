@@ -107,3 +107,10 @@ def test_good_layout_ids(good):
 def test_bad_layout_ids(bad):
     with pytest.raises(UserError, match="folder name"):
         check_layout_id(bad)
+
+
+def test_a_missing_layout_file_is_a_file_not_found_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        load_layout(tmp_path / "nope.yaml")
+    with pytest.raises(ValueError, match="no such file"):  # and a UserError (a ValueError)
+        load_layout(tmp_path / "nope.yaml")
