@@ -88,6 +88,16 @@ def shard_from_environment(env: Mapping[str, str] | None = None) -> Shard | None
     return Shard(int(task), int(count))
 
 
+def check_servers(servers: Sequence[tuple[str, int]]) -> None:
+    """Refuse a server given twice: two render processes on one server break each other."""
+    seen = set()
+    for host, port in servers:
+        if (host, port) in seen:
+            raise UserError(f"--server {host}:{port} is given twice. A CARLA server takes one "
+                            "render process; give each server once.")
+        seen.add((host, port))
+
+
 def parse_server(text: str) -> tuple[str, int]:
     """``"host:port"`` -> ``("host", port)``."""
     host, _, port = text.rpartition(":")
@@ -172,6 +182,7 @@ class GenerateSettings(RunSettings):
         super().__post_init__()
         object.__setattr__(self, "maps", tuple(self.maps))
         object.__setattr__(self, "servers", tuple(self.servers))
+        check_servers(self.servers)
         if self.layouts < 1:
             raise UserError(f"--layouts must be at least 1, got {self.layouts}.")
         check_render_size(*self.size, self.antialias)
@@ -190,6 +201,7 @@ class RenderSettings(RunSettings):
     def __post_init__(self) -> None:
         super().__post_init__()
         object.__setattr__(self, "servers", tuple(self.servers))
+        check_servers(self.servers)
 
 
 @dataclass(frozen=True)

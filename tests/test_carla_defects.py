@@ -241,3 +241,9 @@ def test_9_the_sampler_sweeps_leftovers(tmp_path, carla):
     backend.sample_layout(0, 0, width=64, height=32, fov=90.0)
     assert leftover.id not in server.actors
     backend.close()
+
+
+def test_1_a_server_given_twice_is_refused(tmp_path):
+    with pytest.raises(UserError, match="--server h:2000 is given twice"):
+        runner.generate(tmp_path, layouts=2, presets=resolve_weathers("noon"), backend="carla",
+                        servers=[("h", 2000), ("h", 2000)], progress=False)
