@@ -471,3 +471,14 @@ def test_bad_slurm_array_variables_are_one_message(tmp_path, monkeypatch, task, 
     result = run_cli(tmp_path, monkeypatch, ["generate", "--layouts", "1", "--out", str(out),
                                              "--backend", "builtin", "--no-progress"], out)
     assert result.exit_code == 1 and "SLURM_ARRAY_TASK_ID" in result.stderr
+
+
+@pytest.mark.slow
+@_PROPERTY
+@given(st.binary(max_size=40), st.integers(0, 1500))
+def test_any_corrupted_preset_text_loads_or_is_one_user_error(tmp_path_factory, junk, at):
+    text = (presets_dir() / "fog.yaml").read_bytes()
+    at = min(at, len(text))
+    path = tmp_path_factory.mktemp("p") / "corrupt.yaml"
+    path.write_bytes(text[:at] + junk + text[at:])
+    _loads_or_user_error(lambda: load_preset(path))
