@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -119,3 +120,17 @@ def test_a_moving_scene_is_retried_then_failed(setup):
         list(backend.render(_layout(), resolve_weathers("noon,fog")))
     assert info.value.layout_id == "town10-000001"
     assert len(spawns) == 2 * 3 + 2  # the layout's actors twice (one retry), cameras once
+
+
+def test_street_lights_follow_the_preset_not_the_sun(setup, tmp_path):
+    """A night preset without street lights after noon: the server's day-night cycle
+    would switch them on with the sun; the preset says off."""
+    server, backend = setup
+    night = Path(resolve_weathers("night")[0].source).read_text()
+    dark = tmp_path / "dark.yaml"
+    dark.write_text(night.replace("name: night", "name: dark").replace(
+        "street_lights: true", "street_lights: false"))
+    captures = []
+    server.on_tick.append(lambda s: captures.append(s.street_lights))
+    list(backend.render(_layout(), resolve_weathers(f"noon,{dark}")))
+    assert captures[-1] is False  # at the capture of "dark"

@@ -107,6 +107,9 @@ class ServerSession:
             return
         if self._lights is None:
             manager = self.world.get_lightmanager()
+            # lights would otherwise follow the sun on every weather change, against the
+            # preset (and against what this session believes is on)
+            manager.set_day_night_cycle(False)
             self._lights = (manager, manager.get_all_lights(self.api.LightGroup.Street))
         manager, lights = self._lights
         (manager.turn_on if on else manager.turn_off)(lights)

@@ -86,6 +86,7 @@ class Server:
         self.next_id = 1
         self.weather = carla.WeatherParameters(sun_altitude_angle=45.0)
         self.street_lights = False
+        self.day_night_cycle = True  # street lights follow the sun (see World.set_weather)
         self.pending_lights: list[tuple[int, bool]] = []  # (visible from frame, on)
         self.lights_frozen = False
         self.pending_cues = 0
@@ -229,6 +230,8 @@ class Server:
         self.pending_cues = 0
         self.lights_frozen = False
         self.street_lights = False
+        self.day_night_cycle = True
+        self.pending_lights = []
         self.traffic_lights = make_traffic_lights(self)
         self.events.append(f"load {name}")
 

@@ -67,7 +67,12 @@ class World:
         return server.add_actor(blueprint, transform)
 
     def set_weather(self, weather: Any) -> None:
-        self._call("set_weather").weather = weather
+        server = self._call("set_weather")
+        server.weather = weather
+        if server.day_night_cycle:
+            # docs python_api LightManager.set_day_night_cycle: scene lights follow the
+            # sun's altitude unless that cycle is switched off
+            server.pending_lights.append((server.frame + 2, weather.sun_altitude_angle < 0))
 
     def get_weather(self) -> Any:
         return self._call("get_weather").weather
@@ -209,6 +214,10 @@ class LightManager:
     def get_all_lights(self, light_group: Any = carla.LightGroup.NONE) -> list[Light]:
         self._server.call("get_all_lights")
         return [Light(i) for i in range(4)]
+
+    def set_day_night_cycle(self, active: bool) -> None:
+        self._server.call("set_day_night_cycle")
+        self._server.day_night_cycle = bool(active)
 
     def turn_on(self, lights: Any) -> None:
         self._switch(True)
