@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import multiprocessing as mp
 import os
 import re
@@ -38,7 +39,7 @@ from carla4agt_data.raw import (
 )
 
 from .backends import Backend, LayoutSkipped, check_layout, open_backend
-from .layout import Layout, find_layout_files, load_layout, sampled_layout_id
+from .layout import MAX_SEED, Layout, find_layout_files, load_layout, sampled_layout_id
 from .runlock import run_lock
 from .weather import WeatherPreset
 
@@ -158,6 +159,9 @@ class RunSettings:
             raise UserError(f"--workers must be at least 1, got {self.workers}.")
         if not 1 <= self.antialias <= 4:
             raise UserError(f"--antialias must be 1 (off) to 4, got {self.antialias}.")
+        if self.backend not in ("builtin", "carla"):
+            raise UserError(f"Unknown backend {self.backend!r}: a run renders with 'builtin' or "
+                            "'carla' (resolve 'auto' with choose_backend first).")
 
     def recorded(self) -> dict[str, Any]:
         """What a resume must repeat, as recorded in ``run.yaml``."""
@@ -185,6 +189,10 @@ class GenerateSettings(RunSettings):
         check_servers(self.servers)
         if self.layouts < 1:
             raise UserError(f"--layouts must be at least 1, got {self.layouts}.")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise UserError(f"--seed must be 0 to {MAX_SEED}, got {self.seed}.")
+        if not (math.isfinite(self.fov) and 1 <= self.fov <= 179):
+            raise UserError(f"--fov must be 1 to 179 degrees, got {self.fov}.")
         check_render_size(*self.size, self.antialias)
 
     def recorded(self) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from carla4agt.cli import cli
 from carla4agt_data.errors import UserError
 from carla4agt_data.raw import MARKER, complete_layouts, is_complete, read_tags
 from generator.runner import (
+    GenerateSettings,
     Shard,
     generate,
     parse_shard,
@@ -214,3 +215,14 @@ def test_a_half_written_failure_record_does_not_stop_the_next_run(tmp_path):
     summary = generate(tmp_path, layouts=2, presets=ALL[:1], size=SMALL, progress=False)
     assert (summary.rendered, summary.failed) == (2, 0)
     assert read_failures(tmp_path) == []
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"seed": -1}, "--seed"), ({"fov": float("nan")}, "--fov"), ({"backend": "auto"}, "auto"),
+    ({"size": (2, 1)}, "too small"), ({"size": (8192, 4096), "antialias": 3}, "at most 8192"),
+    ({"layouts": 0}, "--layouts"), ({"workers": 0}, "--workers"), ({"presets": ()}, "No weather"),
+])
+def test_settings_records_refuse_bad_values(options, message):
+    fields = {"layouts": 1, "presets": ALL[:1], **options}
+    with pytest.raises(ValueError, match=message):  # a UserError is a ValueError
+        GenerateSettings(**fields)
