@@ -130,7 +130,7 @@ class BonesOut:
 
 class Walker(Actor):
     """The animation blueprint plays an idle animation even without a controller and with
-    physics off (carla.md; WalkerAnim / issue #2933): silhouettes move unless the pose is
+    physics off (carla.md "What a real server does"): silhouettes move unless the pose is
     frozen with get_pose_from_animation + blend_pose(1.0), or set with set_bones."""
 
     REAL = "Walker"

@@ -15,7 +15,7 @@ class SpawnActor:
         self.blueprint, self.transform, self.chain = blueprint, transform, []
 
     def then(self, command: Any) -> SpawnActor:
-        self.chain.append(command)  # runs on the spawned actor (commands.py "then")
+        self.chain.append(command)  # runs on the spawned actor (docs python_api SpawnActor.then)
         return self
 
 
