@@ -139,5 +139,6 @@ def test_layouts_in_flight_are_named(raw, tmp_path):
     assert "1 layouts are being written right now" in result.stdout
     warning = json.loads(out.read_text())["findings"][0]
     assert warning["severity"] == "warn" and warning["details"]["in_flight"] == 1
-    strict = CliRunner().invoke(cli, ["verify", str(raw), "--no-progress", "--strict"])
+    strict = CliRunner().invoke(cli, ["verify", str(raw), "--no-progress", "--strict",
+                                      "--workers", "1"])
     assert strict.exit_code == 1
