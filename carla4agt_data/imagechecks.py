@@ -19,6 +19,8 @@ TILES = 12  # tiles per layout: spread enough over the image to see zoom and rot
 MIN_PEAK = 0.03  # phase-correlation peak below which a tile is left out (no clear match)
 MAX_SECOND = 0.6  # a second peak above this share of the first: ambiguous, left out
 INLIER = 0.6  # pixels: a tile whose shift is this far from the model is an outlier
+_LUMA = np.array([77, 150, 29], np.uint32)  # 0.299, 0.587, 0.114 in 1/256
+_LOG_LUMINANCE = np.log1p(np.arange(256, dtype=np.float32))
 
 
 def luminance(rgb: np.ndarray) -> np.ndarray:
@@ -34,12 +36,15 @@ def label_boundaries(label: np.ndarray) -> np.ndarray:
 
 
 def _dilate(mask: np.ndarray, r: int) -> np.ndarray:
-    out = mask.copy()
-    for axis in (-2, -1):  # separable: a (2r+1) square
-        grown = out.copy()
-        for d in range(1, r + 1):
-            grown |= np.roll(out, d, axis) | np.roll(out, -d, axis)
-        out = grown
+    """Grow a [..., H, W] mask by a (2r+1) square (separable; no wrap-around)."""
+    rows = mask.copy()
+    for d in range(1, r + 1):
+        rows[..., d:, :] |= mask[..., :-d, :]
+        rows[..., :-d, :] |= mask[..., d:, :]
+    out = rows.copy()
+    for d in range(1, r + 1):
+        out[..., :, d:] |= rows[..., :, :-d]
+        out[..., :, :-d] |= rows[..., :, d:]
     return out
 
 
@@ -66,19 +71,17 @@ def select_tiles(boundary: np.ndarray, count: int = TILES,
 def tile_edges(rgb: np.ndarray, tiles: list[tuple[int, int]], size: int = TILE) -> np.ndarray:
     """Gradient magnitude of log-luminance on each tile, ``[T, size, size]``: multiplicative
     light changes (night, sunset) leave it unchanged, so one geometry gives alike edges."""
-    out = np.empty((len(tiles), size, size), np.float32)
-    for i, (y, x) in enumerate(tiles):
-        log = np.log1p(luminance(rgb[y - 1:y + size + 1, x - 1:x + size + 1]))
-        gy = log[2:, 1:-1] - log[:-2, 1:-1]
-        gx = log[1:-1, 2:] - log[1:-1, :-2]
-        out[i] = np.hypot(gx, gy)
-    return out
+    crops = np.stack([rgb[y - 1:y + size + 1, x - 1:x + size + 1] for y, x in tiles])
+    log = _LOG_LUMINANCE[(crops.astype(np.uint32) @ _LUMA) >> 8]  # a table: no float log
+    gy = log[:, 2:, 1:-1] - log[:, :-2, 1:-1]
+    gx = log[:, 1:-1, 2:] - log[:, 1:-1, :-2]
+    return np.hypot(gx, gy)
 
 
 def tile_bands(boundary: np.ndarray, tiles: list[tuple[int, int]], band: int = 4,
                size: int = TILE) -> np.ndarray:
     """Bands around the label boundaries on each tile, ``[T, size, size]`` bool."""
-    return np.stack([_dilate(boundary[y:y + size, x:x + size], band) for y, x in tiles])
+    return _dilate(boundary_tiles(boundary, tiles, size), band)
 
 
 def boundary_tiles(boundary: np.ndarray, tiles: list[tuple[int, int]],
@@ -91,11 +94,6 @@ def spectra(edges: np.ndarray, bands: np.ndarray) -> np.ndarray:
     window = np.outer(np.hanning(edges.shape[-2]), np.hanning(edges.shape[-1]))
     spec = np.fft.rfft2(edges * bands * window.astype(np.float32))
     return spec / (np.abs(spec) + 1e-6)
-
-
-def _subpixel(left: float, mid: float, right: float) -> float:
-    denom = left - 2 * mid + right
-    return 0.0 if denom >= 0 else float(np.clip(0.5 * (left - right) / denom, -0.5, 0.5))
 
 
 @dataclass
@@ -112,23 +110,30 @@ def tile_shifts(reference: np.ndarray, moved: np.ndarray, size: int) -> TileShif
     """Phase correlation per tile between two sets of whitened spectra."""
     corr = np.fft.irfft2(moved * np.conj(reference), s=(size, size))
     t = corr.shape[0]
+    rows = np.arange(t)
     flat = corr.reshape(t, -1)
     arg = flat.argmax(axis=1)
-    peak = flat[np.arange(t), arg]
+    peak = flat[rows, arg]
     iy, ix = np.unravel_index(arg, (size, size))
-    shifts = np.empty((t, 2))
-    clear = np.empty(t, bool)
-    for i in range(t):
-        y, x = int(iy[i]), int(ix[i])
-        c = corr[i]
-        fy = _subpixel(c[y - 1, x], c[y, x], c[(y + 1) % size, x])
-        fx = _subpixel(c[y, x - 1], c[y, x], c[y, (x + 1) % size])
-        dy, dx = (y - size if y > size // 2 else y), (x - size if x > size // 2 else x)
-        shifts[i] = (dy + fy, dx + fx)
-        # the second peak: the highest value outside the main peak's 5x5 neighbourhood
-        rolled = np.roll(c, (2 - y, 2 - x), axis=(0, 1))
-        second = max(float(rolled[5:].max()), float(rolled[:5, 5:].max()))
-        clear[i] = peak[i] >= MIN_PEAK and second < MAX_SECOND * peak[i]
+
+    def at(dy: int, dx: int) -> np.ndarray:
+        return corr[rows, (iy + dy) % size, (ix + dx) % size]
+
+    def subpixel(left: np.ndarray, right: np.ndarray) -> np.ndarray:
+        denom = left - 2 * peak + right
+        safe = np.where(denom < 0, denom, -1.0)
+        return np.where(denom < 0, np.clip(0.5 * (left - right) / safe, -0.5, 0.5), 0.0)
+
+    dy = np.where(iy > size // 2, iy - size, iy) + subpixel(at(-1, 0), at(1, 0))
+    dx = np.where(ix > size // 2, ix - size, ix) + subpixel(at(0, -1), at(0, 1))
+    shifts = np.stack([dy, dx], axis=1)
+    # the second peak: the highest value outside the main peak's 5x5 neighbourhood
+    near = (np.abs((np.arange(size)[None, :] - iy[:, None] + size // 2) % size - size // 2) <= 2)
+    near_x = (np.abs((np.arange(size)[None, :] - ix[:, None] + size // 2) % size
+                     - size // 2) <= 2)
+    masked = np.where(near[:, :, None] & near_x[:, None, :], -np.inf, corr)
+    second = masked.reshape(t, -1).max(axis=1)
+    clear = (peak >= MIN_PEAK) & (second < MAX_SECOND * peak)
     return TileShifts(shifts, clear, peak)
 
 
@@ -205,19 +210,17 @@ def boundary_agreement(edges: np.ndarray, boundaries: np.ndarray, bands: np.ndar
 
 # --- actors: does each one's label sit where its outline is? ---------------------------
 
-_LUMA = np.array([77, 150, 29], np.uint32)  # 0.299, 0.587, 0.114 in 1/256
-_LOG_LUMINANCE = np.log1p(np.arange(256, dtype=np.float32))
-
-
 def actor_boxes(mask: np.ndarray, cell: int = 8, min_pixels: int = 150,
-                limit: int = 6) -> list[tuple[int, int, int, int]]:
+                limit: int = 4) -> list[tuple[int, int, int, int]]:
     """Boxes (y0, y1, x0, x1) around the largest groups of actor pixels (people, vehicles),
     found as connected cells of a coarse grid (cheap; touching actors share a box)."""
     h, w = mask.shape
     hc, wc = h // cell, w // cell
     if not hc or not wc:
         return []
-    counts = mask[:hc * cell, :wc * cell].reshape(hc, cell, wc, cell).sum(axis=(1, 3))
+    half = cell // 2  # every other pixel each way is plenty to count them
+    counts = 4 * mask[:hc * cell:2, :wc * cell:2].view(np.uint8).reshape(
+        hc, half, wc, half).sum(axis=(1, 3), dtype=np.int32)
     todo = {(int(y), int(x)) for y, x in zip(*np.nonzero(counts), strict=True)}
     groups = []
     while todo:
@@ -241,7 +244,7 @@ def actor_boxes(mask: np.ndarray, cell: int = 8, min_pixels: int = 150,
 
 
 def actor_offset(images: list[np.ndarray], mask: np.ndarray, box: tuple[int, int, int, int],
-                 radius: int = 5, samples: int = 300, strip: int = 96, min_pixels: int = 30
+                 radius: int = 4, samples: int = 120, strip: int = 96, min_pixels: int = 20
                  ) -> tuple[tuple[int, int], float, tuple[int, int]]:
     """Where the actor outline in the images sits against its label: the offset, up to
     ``radius`` px along rows or columns, at which the images' edges (every appearance, each

@@ -277,9 +277,10 @@ def judge_images(layout: str, stats: ImageStats) -> list[Finding]:
                  "degrees")):
             severity = _severity(value, limits)
             if severity:
+                where = "" if what == "shift" else " at the image's left and right edges"
                 findings.append(Finding(
                     "alignment", layout, f"{text} against the other appearances ({value:.2f} "
-                    f"px at the edge; limit {limits.fail})", n,
+                    f"px{where}; limit {limits.fail} px)", n,
                     {what: value, "partners": a.partners, "transform": {
                         "shift": list(t.shift), "zoom_percent": t.zoom_percent,
                         "rotation_degrees": t.rotation_degrees}}, severity))
