@@ -31,23 +31,54 @@ def _read(path: str, index: int) -> int:
     return int(ds.read_layout(index).shape[0]) + int(ds.read_label(index).shape[0])
 
 
-def _old_image_checks(layout, images, label, findings, num_classes=16) -> None:
-    """verify's image checks before issue 16 (same cost, findings dropped)."""
+def _old_edges(rgb, tiles, size):
     import numpy as np
 
-    from carla4agt_data import imagechecks as ic
+    out = np.empty((len(tiles), size, size), np.float32)
+    for i, (y, x) in enumerate(tiles):
+        crop = rgb[y - 1:y + size + 1, x - 1:x + size + 1].astype(np.float32)
+        log = np.log1p(crop @ np.array([0.299, 0.587, 0.114], np.float32))
+        out[i] = np.hypot(log[1:-1, 2:] - log[1:-1, :-2], log[2:, 1:-1] - log[:-2, 1:-1])
+    return out
+
+
+def _old_boundaries(label):
+    import numpy as np
+
+    b = np.zeros(label.shape, bool)
+    b[:, :-1] |= label[:, :-1] != label[:, 1:]
+    b[:-1] |= label[:-1] != label[1:]
+    return b
+
+
+def _old_dilate(mask, r):
+    import numpy as np
+
+    out = mask.copy()
+    for axis in (-2, -1):
+        grown = out.copy()
+        for d in range(1, r + 1):
+            grown |= np.roll(out, d, axis) | np.roll(out, -d, axis)
+        out = grown
+    return out
+
+
+def _old_image_checks(layout, images, label, findings, num_classes=16) -> None:
+    """verify's image checks before issue 16, as they were (same cost, findings dropped)."""
+    import numpy as np
 
     names = list(images)
     size = min(128, label.shape[0] - 2, label.shape[1] - 2)
-    boundary = ic.label_boundaries(label)
+    boundary = _old_boundaries(label)
     scores = sorted(((int(boundary[y:y + size, x:x + size].sum()), y, x)
                      for y in range(1, label.shape[0] - size, size)
                      for x in range(1, label.shape[1] - size, size)),
                     key=lambda s: (-s[0], s[1], s[2]))
     tiles = [(y, x) for _, y, x in scores[:4]]
-    bands = ic.tile_bands(ic.label_boundaries(label), tiles, size=size)
-    boundaries = ic.boundary_tiles(ic.label_boundaries(label), tiles, size=size)
-    edges = {n: ic.tile_edges(images[n], tiles, size=size) for n in names}
+    bands = np.stack([_old_dilate(_old_boundaries(label)[y:y + size, x:x + size], 4)
+                      for y, x in tiles])
+    boundaries = np.stack([_old_boundaries(label)[y:y + size, x:x + size] for y, x in tiles])
+    edges = {n: _old_edges(images[n], tiles, size) for n in names}
     window = np.outer(np.hanning(size), np.hanning(size))
     for n in names[1:]:
         cross = np.fft.rfft2(edges[n] * bands * window) * np.conj(
@@ -57,7 +88,8 @@ def _old_image_checks(layout, images, label, findings, num_classes=16) -> None:
     for n in names:
         float(edges[n][boundaries].mean() / max(float(edges[n][bands].mean()), 1e-6))
     small = {n: images[n][::4, ::4].astype(np.int16) for n in names}
-    {n: float(ic.luminance(small[n]).mean()) for n in names}
+    {n: float((small[n].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32))
+              .mean()) for n in names}
     for i, a in enumerate(names):
         for b in names[i + 1:]:
             float(np.abs(small[a] - small[b]).mean())

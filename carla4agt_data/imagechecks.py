@@ -107,8 +107,9 @@ class TileShifts:
 
 
 def tile_shifts(reference: np.ndarray, moved: np.ndarray, size: int) -> TileShifts:
-    """Phase correlation per tile between two sets of whitened spectra."""
-    corr = np.fft.irfft2(moved * np.conj(reference), s=(size, size))
+    """Phase correlation per tile between two sets of whitened spectra (any leading
+    dimensions: several pairs at once; the results are flattened over them)."""
+    corr = np.fft.irfft2(moved * np.conj(reference), s=(size, size)).reshape(-1, size, size)
     t = corr.shape[0]
     rows = np.arange(t)
     flat = corr.reshape(t, -1)

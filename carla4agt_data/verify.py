@@ -210,13 +210,17 @@ def image_statistics(images: dict[str, np.ndarray], label: np.ndarray,
     centres = ic.tile_centres(tiles, label.shape, size)
     half_width = label.shape[1] / 2
     edges = {n: ic.tile_edges(images[n], tiles, size=size) for n in names}
-    spectra = {n: ic.spectra(edges[n], bands) for n in names}
+    spectra = ic.spectra(np.stack(list(edges.values())), bands)  # [A, T, ...], one FFT call
+    order = [(i, j) for i in range(len(names)) for j in range(i + 1, len(names))]
+    t_count = len(tiles)
+    shifts = ic.tile_shifts(spectra[[i for i, _ in order]], spectra[[j for _, j in order]],
+                            size)  # every pair at once, flattened [P * T]
     pairs: dict[tuple[str, str], ic.Transform] = {}
-    for i, a in enumerate(names):
-        for b in names[i + 1:]:
-            t = ic.fit_transform(ic.tile_shifts(spectra[a], spectra[b], size), centres,
-                                 half_width)
-            pairs[a, b], pairs[b, a] = t, t.inverse()  # (reference, moved)
+    for k, (i, j) in enumerate(order):
+        part = slice(k * t_count, (k + 1) * t_count)
+        t = ic.fit_transform(ic.TileShifts(shifts.shifts[part], shifts.clear[part],
+                                           shifts.peaks[part]), centres, half_width)
+        pairs[names[i], names[j]], pairs[names[j], names[i]] = t, t.inverse()  # (ref, moved)
     alignment = {}
     for n in names:
         judged = [pairs[m, n] for m in names if m != n and pairs[m, n].judged]
