@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from carla4agt_data.fileio import atomic_path
-from carla4agt_data.preview import contact_sheet
+from carla4agt_data.preview import MAX_ROWS, MAX_TILE, MIN_TILE, contact_sheet
 
 
 @click.command(short_help="Write a contact sheet of a few layouts.")
@@ -16,9 +16,10 @@ from carla4agt_data.preview import contact_sheet
               default="sheet.png", show_default=True, help="PNG file to write.")
 @click.option("--layouts", default=None,
               help="Comma-separated layout ids (default: the first --count layouts).")
-@click.option("--count", type=click.IntRange(min=1), default=4, show_default=True,
+@click.option("--count", type=click.IntRange(min=1, max=MAX_ROWS), default=4, show_default=True,
               help="How many layouts when --layouts is not given.")
-@click.option("--tile-width", type=click.IntRange(min=32), default=384, show_default=True,
+@click.option("--tile-width", type=click.IntRange(min=MIN_TILE, max=MAX_TILE), default=384,
+              show_default=True,
               help="Width in pixels of each image in the sheet.")
 def preview(path: Path, output: Path, layouts: str | None, count: int, tile_width: int) -> None:
     """Write a contact sheet: one row per layout, every appearance and the colourised label.

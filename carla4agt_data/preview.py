@@ -13,6 +13,9 @@ from .errors import UserError
 from .raw import RawFolder
 from .taxonomy import colorize
 
+MAX_ROWS = 64  # layouts per sheet (64 rows of 5 tiles 1024 px wide: about 0.5 GiB)
+MIN_TILE, MAX_TILE = 32, 1024
+
 
 def _caption(tile: Image.Image, text: str) -> None:
     draw = ImageDraw.Draw(tile)
@@ -57,8 +60,18 @@ def contact_sheet(path: Path, *, layouts: Sequence[str] | None = None, count: in
         path: a raw folder written by ``carla4agt generate``, or a ``.h5`` dataset.
         layouts: layout ids to show; default: the first ``count`` layouts.
         tile_width: width of each image in the sheet (its height follows the aspect).
+
+    Raises:
+        UserError (a ValueError): more than MAX_ROWS rows, or a tile width outside
+        MIN_TILE..MAX_TILE (a sheet must fit in memory), or unreadable input.
     """
     path = Path(path)
+    rows_wanted = len(layouts) if layouts else count
+    if not 1 <= rows_wanted <= MAX_ROWS:
+        raise UserError(f"A contact sheet shows 1 to {MAX_ROWS} layouts, not {rows_wanted}. "
+                        "Write several sheets for more.")
+    if not MIN_TILE <= tile_width <= MAX_TILE:
+        raise UserError(f"Tile width {tile_width} is outside {MIN_TILE}..{MAX_TILE} pixels.")
     source = _raw_layouts if path.is_dir() else _h5_layouts
     rows = []
     for lid, images, label, num_classes in source(path, layouts, count):

@@ -434,6 +434,12 @@ OPTION_CASES = [
     ("preview-count-0", ["preview", "{h5}", "-o", "{out}/s.png", "--count", "0"], "--count"),
     ("preview-tile-10", ["preview", "{h5}", "-o", "{out}/s.png", "--tile-width", "10"],
      "--tile-width"),
+    ("preview-tile-huge", ["preview", "{h5}", "-o", "{out}/s.png", "--tile-width", "100000"],
+     "--tile-width"),
+    ("preview-count-huge", ["preview", "{h5}", "-o", "{out}/s.png", "--count", "100000"],
+     "--count"),
+    ("preview-too-many-layouts", ["preview", "{h5}", "-o", "{out}/s.png", "--layouts",
+                                  ",".join(f"x{i}" for i in range(65))], "64 layouts"),
     ("stats-sample-negative", ["stats", "{h5}", "--sample", "-1"], "--sample"),
     ("stats-missing", ["stats", "{root}/missing.h5"], "missing.h5"),
 ]
