@@ -28,6 +28,8 @@ BACKENDS = ("builtin", "carla")
 ACTOR_KINDS = ("vehicle", "walker", "prop")
 TRAFFIC_LIGHT_STATES = ("Red", "Yellow", "Green", "Off", "Unknown")
 
+MIN_SIDE = 32  # pixels: smaller images hold too few pixels to check or train on
+MAX_SIDE = 8192  # pixels of a rendered image (after supersampling), either side
 MAX_COORDINATE = 1e6  # metres from the map origin (CARLA's largest maps span 10 km)
 MAX_ANGLE = 3600.0  # degrees; CARLA keeps yaw 370 as 370, so angles are not normalised
 MAX_ACTORS = 5000
@@ -221,8 +223,8 @@ def layout_from_dict(data: Any, source: str | Path) -> Layout:
     cam = top.sub("camera")
     camera = CameraSpec(
         transform=_read_transform(cam),
-        width=cam.get("width", int, lo=1, hi=16384),
-        height=cam.get("height", int, lo=1, hi=16384),
+        width=cam.get("width", int, lo=MIN_SIDE, hi=MAX_SIDE),
+        height=cam.get("height", int, lo=MIN_SIDE, hi=MAX_SIDE),
         fov=cam.get("fov", float, lo=1, hi=179),
     )
     cam.finish()

@@ -39,12 +39,17 @@ from carla4agt_data.raw import (
 )
 
 from .backends import Backend, LayoutSkipped, check_layout, open_backend
-from .layout import MAX_SEED, Layout, find_layout_files, load_layout, sampled_layout_id
+from .layout import (
+    MAX_SEED,
+    MAX_SIDE,
+    MIN_SIDE,
+    Layout,
+    find_layout_files,
+    load_layout,
+    sampled_layout_id,
+)
 from .runlock import run_lock
 from .weather import WeatherPreset
-
-MAX_SIDE = 8192  # pixels of the rendered (supersampled) image, either side
-MIN_SIDE = 32  # smaller images hold too few pixels to check or train on
 
 
 @dataclass(frozen=True)
