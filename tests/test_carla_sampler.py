@@ -42,6 +42,7 @@ def test_sampling_is_deterministic_settled_and_clean(setup):
         ground = 0.15 if actor.kind == "walker" else 0.0
         assert actor.transform.z == pytest.approx(ground + (0.95 if actor.kind == "walker"
                                                             else 0.0))
+    assert a.backend_params["settle_ticks"] == 5  # at rest at the first check, not 30
     assert parse_layout(a.to_yaml()) == a  # round-trips through the layout file, bones too
     assert set(a.backend_params["walker_bones"]) == {x.name for x in a.actors
                                                      if x.kind == "walker"}

@@ -25,6 +25,8 @@ from .server import ServerSession
 from .walkers import BONES_KEY, freeze_pose, read_bones
 
 LIGHT_STATES = ("Red", "Yellow", "Green")
+REST_SPEED = 0.01  # m/s: an actor this slow has come to rest
+SETTLE_CHECK = 5  # ticks between checks whether everything is at rest
 LIGHT_RADIUS = 100.0  # metres around the camera whose traffic lights are recorded
 
 
@@ -36,6 +38,22 @@ def _pose(t: Any) -> Transform:
 
 def _key(t: Any) -> tuple[float, float, float]:
     return (round(t.location.x, 2), round(t.location.y, 2), round(t.location.z, 2))
+
+
+def settle(session: ServerSession, ids: list[int], most: int) -> int:
+    """Tick with physics on until every actor is at rest (checked every few ticks, from
+    the snapshot's velocities), at most ``most`` ticks. Returns the ticks taken."""
+    for tick in range(1, most + 1):
+        session.sync.advance()
+        if tick % SETTLE_CHECK == 0 and all(
+                _speed(a.get_velocity()) < REST_SPEED
+                for a in session.world.get_actors(ids)):
+            return tick
+    return most
+
+
+def _speed(v: Any) -> float:
+    return float((v.x ** 2 + v.y ** 2 + v.z ** 2) ** 0.5)
 
 
 def draw_traffic_lights(session: ServerSession, near: Any,
@@ -121,8 +139,7 @@ def sample_layout(session: ServerSession, seed: int, index: int, *, width: int, 
     spawned = [(r.actor_id, spec) for r, spec in zip(responses, kept, strict=True) if not r.error]
     session.spawned = [actor_id for actor_id, _ in spawned]
     try:
-        for _ in range(settle_ticks):  # physics on: vehicles and walkers come to rest
-            session.sync.advance()
+        settled = settle(session, [i for i, _ in spawned], settle_ticks)
         live = [(world.get_actor(i), spec) for i, spec in spawned]
         live = [(a, spec) for a, spec in live if a is not None]  # None: gone meanwhile
         for actor, (kind, _, _, _) in live:
@@ -145,7 +162,7 @@ def sample_layout(session: ServerSession, seed: int, index: int, *, width: int, 
         session.destroy(session.spawned)
         session.spawned = []
     params: dict[str, Any] = {"server_version": session.client.get_server_version(),
-                              "settle_ticks": settle_ticks, "spawned": len(spawned),
+                              "settle_ticks": settled, "spawned": len(spawned),
                               "requested": len(specs)}
     if bones:
         params[BONES_KEY] = bones

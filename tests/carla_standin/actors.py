@@ -43,6 +43,7 @@ class Actor:
         self._physics = not blueprint.id.startswith(("sensor.", "static."))
         self._alive = True
         self._radius = footprint(blueprint.id)
+        self._velocity = carla.Vector3D()
 
     @property
     def is_alive(self) -> bool:
@@ -59,6 +60,9 @@ class Actor:
     def get_transform(self) -> Any:
         self._call("get_transform")
         return self._transform
+
+    def get_velocity(self) -> Any:
+        return self._velocity  # from the last snapshot (Actor.cpp GetVelocity: no call)
 
     def get_location(self) -> Any:
         self._call("get_location")
@@ -92,6 +96,7 @@ class Actor:
                 return
             rest = ground + rest_height(self.type_id)
             z = max(rest, loc.z - 0.2)
+            self._velocity = carla.Vector3D(z=(z - loc.z) / dt)
             self._transform = carla.Transform(carla.Location(x=loc.x, y=loc.y, z=z),
                                              self._transform.rotation)
 
@@ -295,6 +300,7 @@ class TrafficLight(Actor):
         self.attributes: dict[str, str] = {}
         self._transform = carla.Transform(location)
         self._alive, self._physics, self._radius = True, False, 0.0
+        self._velocity = carla.Vector3D()
         self._elapsed = 7.0 * (actor_id % 3)
         self._state = "Green"
 
