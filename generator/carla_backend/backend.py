@@ -20,7 +20,7 @@ from carla4agt_data.raw import Capture
 from carla4agt_data.taxonomy import tag_table_name
 
 from ..backends import LayoutUnavailable
-from ..layout import Layout
+from ..layout import Layout, sampled_layout_id
 from ..weather import WeatherPreset, import_carla
 from .connection import NoServer, connect
 from .replay import ReplayOptions, replay
@@ -122,7 +122,7 @@ class CarlaBackend:
                       fov: float) -> Layout:
         return self._retrying(f"Sampling layout {index}", lambda session: sample_layout(
             session, seed, index, width=width, height=height, fov=fov,
-            map_name=self.map_for(index)), layout_id=f"carla-{seed}-{index:06d}")
+            map_name=self.map_for(index)), layout_id=sampled_layout_id("carla", seed, index))
 
     def render(self, layout: Layout, presets: Sequence[WeatherPreset]) -> Iterator[Capture]:
         if layout.backend != "carla":

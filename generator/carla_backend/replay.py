@@ -24,7 +24,7 @@ from carla4agt_data.raw import Capture
 
 from ..backends import LayoutFailed, LayoutSkipped
 from ..layout import Layout
-from ..weather import WeatherPreset
+from ..weather import WeatherPreset, light_state_value
 from .cameras import ROLE_PREFIX, rgb_attributes, to_carla_transform
 from .server import ServerSession
 from .walkers import BONES_KEY, set_pose
@@ -125,14 +125,11 @@ def set_traffic_lights(session: ServerSession, layout: Layout) -> int:
 def _vehicle_lights(session: ServerSession, vehicle_ids: list[int],
                     preset: WeatherPreset) -> int:
     api = session.api
-    state = int(api.VehicleLightState.NONE)
-    for flag in preset.lights.vehicle_lights:
-        state |= int(getattr(api.VehicleLightState, flag))
+    state = light_state_value(preset.lights.vehicle_lights, api)
     if vehicle_ids:
         session.client.apply_batch_sync(
-            [api.command.SetVehicleLightState(i, api.VehicleLightState(state))
-             for i in vehicle_ids], False)
-    return state
+            [api.command.SetVehicleLightState(i, state) for i in vehicle_ids], False)
+    return int(state)
 
 
 def capture(session: ServerSession, layout: Layout, preset: WeatherPreset,

@@ -17,8 +17,9 @@ from ..layout import (
     Layout,
     TrafficLightSpec,
     Transform,
+    sampled_layout_id,
 )
-from ..weather import VEHICLE_LIGHT_FLAGS
+from ..weather import light_state_flags
 from .cameras import ROLE_PREFIX
 from .replay import SPAWN_LIFT
 from .server import ServerSession
@@ -150,9 +151,7 @@ def sample_layout(session: ServerSession, seed: int, index: int, *, width: int, 
         for actor, (kind, name, bp_id, color) in live:
             lights: tuple[str, ...] = ()
             if kind == "vehicle":
-                state = int(actor.get_light_state())
-                lights = tuple(f for f in VEHICLE_LIGHT_FLAGS
-                               if state & int(getattr(api.VehicleLightState, f)))
+                lights = light_state_flags(actor.get_light_state(), api)
             else:
                 bones[name] = read_bones(actor)
             actors.append(ActorSpec(name, kind, bp_id, _pose(actor.get_transform()), color,
@@ -167,6 +166,6 @@ def sample_layout(session: ServerSession, seed: int, index: int, *, width: int, 
     if bones:
         params[BONES_KEY] = bones
     return Layout(
-        id=f"carla-{seed}-{index:06d}", map=session.map, seed=int(seed),
+        id=sampled_layout_id("carla", seed, index), map=session.map, seed=int(seed),
         camera=CameraSpec(camera, width, height, float(fov)), actors=tuple(actors),
         traffic_lights=traffic, backend="carla", backend_params=params)
