@@ -23,7 +23,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from .errors import MissingFileError, UserError
+from .errors import DamagedFileError, MissingFileError, UserError
 from .schema import SPLIT_NAMES, CheckedFile, check_file
 from .taxonomy import SegClass, classes
 
@@ -127,18 +127,27 @@ class CarlaDataset:
     # --- data -----------------------------------------------------------------------
     def read_rgb(self, index: int, appearance: int | str) -> np.ndarray:
         """One image: ``uint8 [H, W, 3]``."""
-        return self._data()["rgb"][index, self.appearance_index(appearance)]
+        a = self.appearance_index(appearance)
+        return self._read("rgb", (index, a), f"layout {index}, appearance {a}")
 
     def read_layout(self, index: int) -> np.ndarray:
         """Every appearance of one layout: ``uint8 [A, H, W, 3]``."""
-        return self._data()["rgb"][index]
+        return self._read("rgb", (index,), f"layout {index}")
 
     def read_label(self, index: int) -> np.ndarray:
         """The label map shared by every appearance: ``uint8 [H, W]`` (255 = ignore)."""
-        return self._data()["label"][index]
+        return self._read("label", (index,), f"the label of layout {index}")
 
     def read_layout_yaml(self, index: int) -> str:
         return self._data()["layout_yaml"].asstr()[index]
+
+    def _read(self, name: str, where: tuple[int, ...], what: str) -> np.ndarray:
+        try:
+            return self._data()[name][where]
+        except OSError as exc:  # Fletcher-32 mismatch, a damaged chunk or filter
+            gist = (getattr(exc, "strerror", None) or str(exc)).split("(")[0].strip()
+            raise DamagedFileError(f"{self.path}: {what} cannot be read ({gist}). The file is "
+                                   "damaged there: copy it again, or pack it again.") from None
 
     # --- file handling --------------------------------------------------------------
     def _open(self) -> h5py.File:

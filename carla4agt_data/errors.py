@@ -21,6 +21,14 @@ class MissingFileError(UserError, FileNotFoundError):
         return str(self.args[0]) if self.args else ""
 
 
+class DamagedFileError(UserError, OSError):
+    """Stored data that fails its checksum or cannot be decoded (also an ``OSError``, what
+    h5py raises for it)."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 class FileFormatError(UserError):
     """A file that cannot be read as what it should be, naming the file and the field.
 

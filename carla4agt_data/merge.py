@@ -179,13 +179,13 @@ def _copy_chunks(f: h5py.File, shards: list[CarlaDataset], progress: bool, check
                             mask, chunk = src["rgb"].id.read_direct_chunk((i, k, 0, 0, 0))
                             f["rgb"].id.write_direct_chunk((offset + i, k, 0, 0, 0), chunk,
                                                            mask)
-                        else:
-                            f["rgb"][offset + i, k] = src["rgb"][i, k]
+                        else:  # through the reader: a damaged chunk is named, not a trace
+                            f["rgb"][offset + i, k] = shard.read_rgb(i, k)
                     if raw_label:
                         mask, chunk = src["label"].id.read_direct_chunk((i, 0, 0))
                         f["label"].id.write_direct_chunk((offset + i, 0, 0), chunk, mask)
                     else:
-                        f["label"][offset + i] = src["label"][i]
+                        f["label"][offset + i] = shard.read_label(i)
                     bar.update(1)
             offset += len(shard)
     finally:

@@ -100,31 +100,40 @@ def h5_writing(output: Path, needed: int = 0) -> Iterator[h5py.File]:
     output = Path(output)
     sweep_stale_temporaries(output.parent if output.parent.exists() else Path("."),
                             output.name)
-    try:
-        with atomic_path(output) as tmp:
+    with atomic_path(output) as tmp:
+        try:
             # No chunk cache: every image is one whole chunk, written once, so the cache
             # gains nothing, and without it a full disk fails the write that hit it (a
             # clean error here) instead of the final flush (where HDF5 may crash).
             f = h5py.File(tmp, "w", rdcc_nbytes=0)
-            try:
-                yield f
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    f.close()
-                raise
+        except OSError as exc:
+            raise UserError(f"{output}: cannot be written ({_first_line(exc)}). Check the "
+                            "folder, its permissions and the free space.") from None
+        try:
+            yield f
+        except BaseException as exc:
+            with contextlib.suppress(Exception):
+                f.close()
+            _raise_if_full(exc, output, needed)
+            raise  # errors of reading the inputs name those inputs themselves
+        try:
             f.close()
-    except UserError:
-        raise
-    except (OSError, RuntimeError) as exc:
-        if is_disk_full(exc):
-            raise UserError(disk_full_message(output, needed)) from None
-        if getattr(exc, "errno", None) == errno.EFBIG or any(t in str(exc)
-                                                              for t in _TOO_LARGE_TEXT):
-            raise UserError(f"{output}: the file system refused to make it larger (a file size "
-                            f"limit; it needs about {mib(needed)}). Nothing was written; write "
-                            "it to another file system, or raise the limit (ulimit -f).") from None
-        raise UserError(f"{output}: cannot be written ({_first_line(exc)}). Check the folder, "
-                        "its permissions and the free space.") from None
+        except (OSError, RuntimeError) as exc:
+            _raise_if_full(exc, output, needed)
+            raise UserError(f"{output}: cannot be written ({_first_line(exc)}). Check the "
+                            "folder, its permissions and the free space.") from None
+
+
+def _raise_if_full(exc: BaseException, output: Path, needed: int) -> None:
+    """A write refused for space (or a file size limit) as one message naming ``output``."""
+    if not isinstance(exc, (OSError, RuntimeError)):
+        return
+    if is_disk_full(exc):
+        raise UserError(disk_full_message(output, needed)) from None
+    if getattr(exc, "errno", None) == errno.EFBIG or any(t in str(exc) for t in _TOO_LARGE_TEXT):
+        raise UserError(f"{output}: the file system refused to make it larger (a file size "
+                        f"limit; it needs about {mib(needed)}). Nothing was written; write it "
+                        "to another file system, or raise the limit (ulimit -f).") from None
 
 
 def _first_line(exc: BaseException) -> str:

@@ -7,8 +7,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from carla4agt_data.pack import create_datasets, write_attributes
-from carla4agt_data.schema import parse_compression, split_of
+from carla4agt_data.schema import create_datasets, parse_compression, split_of, write_attributes
 
 APPEARANCES = ("noon", "sunset", "night", "fog")
 

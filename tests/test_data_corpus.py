@@ -265,6 +265,40 @@ def test_bad_hdf5_loader(tmp_path, good_h5, case):
         PairedAppearanceDataset(bad, split="all")
 
 
+def _corrupt_chunk(p: Path) -> None:
+    with h5py.File(p, "a") as f:
+        mask, chunk = f["rgb"].id.read_direct_chunk((0, 0, 0, 0, 0))
+        broken = bytearray(chunk)
+        broken[len(broken) // 2] ^= 0x55
+        f["rgb"].id.write_direct_chunk((0, 0, 0, 0, 0), bytes(broken), mask)
+
+
+@pytest.mark.parametrize("command", [
+    ["export", "gta", "{bad}", "{out}", "--no-progress"],
+    ["stats", "{bad}", "--sample", "4"],
+    ["preview", "{bad}", "-o", "{out}/sheet.png"],
+    ["merge", "{bad}", "{other}", "-o", "{out}/m.h5", "--no-progress"],  # virtual: value copy
+], ids=["export", "stats", "preview", "merge-of-virtual"])
+def test_damaged_chunk(tmp_path, good_h5, other_h5, command):
+    root, bad, before = _bad_file(tmp_path, good_h5, "no-format")  # replaced below
+    shutil.copy(good_h5, bad)
+    _corrupt_chunk(bad)
+    if command[0] == "merge":  # a virtual merge is copied by value, through the reader
+        from carla4agt_data.merge import merge
+
+        shutil.move(bad, root / "shard.h5")
+        shutil.copy(other_h5, root / "o.h5")
+        merge([root / "shard.h5", root / "o.h5"], bad, virtual=True, progress=False)
+        shutil.copy(other_h5, root / "other.h5")
+        with h5py.File(root / "other.h5", "a") as f:
+            f["layout_id"][...] = np.array(["third-0", "third-1"], dtype=object)
+    before = _snapshot(root)
+    values = {"bad": bad, "out": root / "out", "other": root / "other.h5"}
+    result = _invoke([a.format(**values) for a in command])
+    _refused(result, root, before, "cannot be read")
+    assert "damaged" in result.output and str(bad) in result.output
+
+
 def test_the_good_file_passes_every_command(tmp_path, good_h5, other_h5):
     """The corpus's base file is fine: each case fails because of its one change."""
     root = tmp_path / "work"
