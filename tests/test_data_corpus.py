@@ -499,8 +499,8 @@ def test_bad_option_values(tmp_path, good_h5, other_h5, name, args, expected):
 
 def test_corpus_size():
     """The README states these counts."""
-    total = (len(H5_CASES) * len(COMMANDS) + len(PREVIEW_CASES) + 5
+    total = (len(H5_CASES) * len(COMMANDS) + len(PREVIEW_CASES) + 5 + 4
              + len(RAW_CASES) * len(RAW_COMMANDS) - 2 * len(PACK_ONLY) + len(OPTION_CASES))
-    assert total >= 60
+    assert total == 257
     assert split_of("x", (1.0, 0.0, 0.0)) == 0
     assert os.sep == "/"
