@@ -191,6 +191,19 @@ def check_file(f: h5py.File, path: Any) -> CheckedFile:
         return FileFormatError(path, field, problem, hint)
 
     attrs = {k: _plain(v) for k, v in f.attrs.items()}
+    appearances, num_classes, width, height = _check_attributes(attrs, path, fail)
+    _check_datasets(f, len(appearances), num_classes, width, height, fail)
+    layout_ids, splits = _check_rows(f, path, fail)
+    _check_virtual_sources(f, path, attrs, fail)
+    return CheckedFile(attrs, appearances, num_classes, width, height, layout_ids,
+                       splits.astype(np.uint8), f["class_pixels"][...].astype(np.int64),
+                       f["ignore_pixels"][...].astype(np.int64),
+                       f["label_mismatch"][...].astype(np.int64))
+
+
+def _check_attributes(attrs: dict[str, Any], path: Any,
+                      fail: Any) -> tuple[tuple[str, ...], int, int, int]:
+    """Format, version, classes, appearances, size, split ratios, the text attributes."""
     if attrs.get("format") != FORMAT:
         raise UserError(f"{path}: not a carla4agt dataset (no format attribute '{FORMAT}'). "
                         "Create one with carla4agt pack.")
@@ -226,8 +239,12 @@ def check_file(f: h5py.File, path: Any) -> CheckedFile:
         versions = None
     if not isinstance(versions, dict):
         raise fail("versions", "should be a JSON object of version strings")
+    return appearances, int(num_classes), width, height
 
-    a = len(appearances)
+
+def _check_datasets(f: h5py.File, a: int, num_classes: int, width: int, height: int,
+                    fail: Any) -> None:
+    """Every dataset present (hard links only), with its shape, row count and dtype."""
     specs = {  # name: (shape after N, dtype kind)
         "rgb": ((a, height, width, 3), "u1"),
         "label": ((height, width), "u1"),
@@ -259,6 +276,10 @@ def check_file(f: h5py.File, path: Any) -> CheckedFile:
                        + {"u1": "uint8", "str": "text", "int": "integers"}[kind])
     if not n:
         raise fail(None, "holds no layouts", "Pack at least one layout.")
+
+
+def _check_rows(f: h5py.File, path: Any, fail: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Layout ids: distinct safe names; split values 0..2."""
     try:
         layout_ids = np.array(f["layout_id"].asstr()[...], dtype=str)
     except UnicodeDecodeError:
@@ -273,11 +294,7 @@ def check_file(f: h5py.File, path: Any) -> CheckedFile:
     if splits.size and (splits.min() < 0 or splits.max() >= len(SPLIT_NAMES)):
         bad = int(splits[(splits < 0) | (splits >= len(SPLIT_NAMES))][0])
         raise fail("split", f"holds {bad}; valid values are 0 (train), 1 (val), 2 (test)")
-    _check_virtual_sources(f, path, attrs, fail)
-    return CheckedFile(attrs, appearances, int(num_classes), width, height, layout_ids,
-                       splits.astype(np.uint8), f["class_pixels"][...].astype(np.int64),
-                       f["ignore_pixels"][...].astype(np.int64),
-                       f["label_mismatch"][...].astype(np.int64))
+    return layout_ids, splits
 
 
 def _check_virtual_sources(f: h5py.File, path: Any, attrs: dict[str, Any], fail: Any) -> None:
