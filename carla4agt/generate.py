@@ -11,7 +11,6 @@ import click
 
 from carla4agt_data.errors import UserError
 from carla4agt_data.pack import pack
-from carla4agt_data.schema import parse_split_ratios
 from generator.backends import BACKEND_CHOICES, choose_backend
 from generator.layout import MAX_SEED
 from generator.runner import (
@@ -137,6 +136,7 @@ class PackChoice:
     compression: str
     split: tuple[float, float, float]
     workers: int
+    overwrite: bool
 
     def path(self, out: Path, shard: Shard) -> Path:
         """--dataset, else inside the folder the user named: nothing written elsewhere."""
@@ -151,16 +151,16 @@ def _packing(func):
 
     @functools.wraps(func)
     def wrapper(do_pack: bool, dataset: Path | None, num_classes: str, compression: str,
-                split_ratios: str, pack_workers: int, **kwargs: Any) -> Any:
-        try:
-            split = parse_split_ratios(split_ratios)
-        except UserError as exc:  # a usage error, like every other bad option value
-            raise click.BadParameter(str(exc), param_hint="'--split'") from None
-        packing = PackChoice(do_pack, dataset, int(num_classes), compression, split,
-                             pack_workers)
+                split_ratios: tuple[float, float, float], pack_workers: int, overwrite: bool,
+                **kwargs: Any) -> Any:
+        packing = PackChoice(do_pack, dataset, int(num_classes), compression, split_ratios,
+                             pack_workers, overwrite)
         return func(packing=packing, **kwargs)
 
     wrapper = pack_options(wrapper)
+    wrapper = click.option(
+        "--overwrite", is_flag=True,
+        help="Replace the dataset file even if another run packed it.")(wrapper)
     wrapper = click.option(
         "--dataset", type=click.Path(dir_okay=False, path_type=Path), default=None,
         help="Where to pack [default: OUT/dataset.h5, or OUT/dataset.shardI-of-N.h5 for a "
@@ -218,7 +218,8 @@ def generate_cmd(num_layouts: int, seed: int, size: tuple[int, int], fov: float,
         report_pack(pack(run.out, packing.path(run.out, run.shard),
                          num_classes=packing.num_classes, compression=packing.compression,
                          split_ratios=packing.split, workers=packing.workers,
-                         layout_ids=summary.layout_ids, progress=run.progress))
+                         layout_ids=summary.layout_ids, progress=run.progress,
+                         overwrite=packing.overwrite))
 
 
 @click.command(short_help="Render saved layout files under every weather.")

@@ -37,6 +37,14 @@ def report_pack(summary: PackSummary) -> None:
                         "--allow-label-mismatch to keep the first appearance's map.")
 
 
+def _split(ctx: click.Context, param: click.Parameter, value: str
+           ) -> tuple[float, float, float]:
+    try:
+        return parse_split_ratios(value)
+    except UserError as exc:  # a usage error (exit 2), like every other bad option value
+        raise click.BadParameter(str(exc), ctx, param) from None
+
+
 def pack_options(func):
     options = [
         click.option("--classes", "num_classes", type=click.Choice(["16", "19"]), default="16",
@@ -45,8 +53,8 @@ def pack_options(func):
                      help="RGB filter: gzip-0..9 (readable by any HDF5 tool), lzf, none, or "
                           "with hdf5plugin zstd-N, lz4."),
         click.option("--split", "split_ratios", default="0.8,0.1,0.1", show_default=True,
-                     help="train,val,test shares; each layout's split comes from a hash of "
-                          "its id."),
+                     callback=_split, help="train,val,test shares; each layout's split "
+                                           "comes from a hash of its id."),
         click.option("--pack-workers", type=click.IntRange(min=1), default=default_pack_workers(),
                      show_default=True, help="Decoding processes."),
     ]
@@ -68,7 +76,8 @@ def pack_options(func):
 @interrupted("Stopped. The dataset is written under a temporary name and renamed only when "
              "complete, so nothing was packed and an existing output is unchanged; run pack "
              "again to pack from the start.")
-def pack_cmd(raw: Path, output: Path, num_classes: str, compression: str, split_ratios: str,
+def pack_cmd(raw: Path, output: Path, num_classes: str, compression: str,
+             split_ratios: tuple[float, float, float],
              pack_workers: int, allow_label_mismatch: bool, overwrite: bool,
              progress: bool) -> None:
     """Pack the complete layouts of RAW into one HDF5 file (schema v1).
@@ -78,7 +87,7 @@ def pack_cmd(raw: Path, output: Path, num_classes: str, compression: str, split_
     existing OUTPUT is replaced only if it was packed from the same run (or --overwrite).
     """
     summary = pack(raw, output, num_classes=int(num_classes), compression=compression,
-                   split_ratios=parse_split_ratios(split_ratios),
+                   split_ratios=split_ratios,
                    allow_label_mismatch=allow_label_mismatch, workers=pack_workers,
                    progress=progress, overwrite=overwrite)
     report_pack(summary)

@@ -294,7 +294,7 @@ def test_pack_flag_errors(tmp_path, small_raw):
     assert result.exit_code == 1 and "Unknown compression 'brotli'" in result.stderr
     result = invoke(cli, ["pack", str(small_raw), "-o", str(tmp_path / "d.h5"),
                           "--split", "0.5,0.5"])
-    assert result.exit_code == 1 and "add up to 1" in result.stderr
+    assert result.exit_code == 2 and "add up to 1" in result.stderr  # usage error
 
 
 def test_generate_packs_by_default(tmp_path, monkeypatch):
