@@ -16,7 +16,8 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-IGNORE = 255
+from carla4agt_data.taxonomy import IGNORE
+
 # ImageNet statistics on the 0..255 scale, as mmsegmentation/DAFormer use them.
 MEAN = (123.675, 116.28, 103.53)
 STD = (58.395, 57.12, 57.375)
