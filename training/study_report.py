@@ -180,10 +180,11 @@ def bar_chart(rows: list[Row], eval_sets_shown: list[str], width: int = 900) -> 
             x1 = left + int(scale * 100 * row.miou_mean)
             draw.rectangle((left, y0, max(x1, left + 1), y0 + bar_h - 4),
                            fill=palette[k % len(palette)])
+            d = 0
             if row.seeds > 1 and not math.isnan(row.miou_std):
                 d = int(scale * 100 * row.miou_std)
                 draw.line((x1 - d, y0 + 7, x1 + d, y0 + 7), fill="black")
-            draw.text((x1 + 4, y0), f"{method} {100 * row.miou_mean:.1f}", fill="black")
+            draw.text((x1 + d + 6, y0), f"{method} {100 * row.miou_mean:.1f}", fill="black")
         y += group_h
     return im
 
@@ -246,8 +247,8 @@ def write_report(folder: Path) -> ReportFiles:
     write_atomic(md, "\n".join(parts))
     write_atomic(table, csv_text(rows, classes))
     chart = folder / "study.png"
-    image = (heat_map(rows, "unseen" if any(r.eval_set == "unseen" for r in rows) else "all")
-             if studies == {"volume"} else
+    # volume: every cell is scored on all appearances (a 4-appearance cell has no unseen)
+    image = (heat_map(rows, "all") if studies == {"volume"} else
              bar_chart(rows, [s for s in sets if s in ("all", "seen", "unseen")
                               or s not in _appearance_sets(rows)]))
     with atomic_path(chart) as tmp:
