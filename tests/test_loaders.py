@@ -117,7 +117,10 @@ def _batches(h5, context, workers, seed=5):
     return out
 
 
-@pytest.mark.parametrize("context", ["spawn", "forkserver", "fork"])
+# spawn re-imports torch in every worker (7 s of a quiet 2-core machine): slow; forkserver
+# covers the pickled-dataset path in the fast suite.
+@pytest.mark.parametrize("context", [pytest.param("spawn", marks=pytest.mark.slow),
+                                     "forkserver", "fork"])
 def test_workers_and_determinism(h5, context):
     first = _batches(h5, context, 2)
     again = _batches(h5, context, 2)
