@@ -3,16 +3,22 @@ map, or name each layout where they do not.
 
 Checks, each reported per layout:
 
-1. ``completeness``: every appearance's RGB and labels exist, decode, and have the size.
+1. ``completeness``: every appearance's RGB and labels exist, decode, and have the size;
+   layouts a running process is writing are named (a warning).
 2. ``label_identity`` (raw): the tag maps of all appearances are identical.
-3. ``alignment``: no translation between an appearance and the first (phase correlation of
-   edge maps around the label boundaries, see imagechecks.py).
-4. ``label_fit``: each appearance's edges sit on the label boundaries about as well as the
-   other appearances' do.
+3. ``alignment``: no shift, zoom or rotation between an appearance and the others (per-tile
+   phase correlation of edges around the label boundaries, the transform most clear tiles
+   agree on; see imagechecks.py).
+4. ``label_fit``: each appearance's edges follow the label boundaries, and each actor's
+   label sits on its outline in the images (not on another frame's).
 5. ``distinct``: no two appearances are (nearly) identical; night is darker than noon.
 6. ``label_values``: labels hold only known values (0..K-1 and 255; raw: known CARLA tags).
 7. ``integrity``: checksums (raw: sha256 in commit.json; HDF5: Fletcher-32 per chunk) and
    attributes/schema.
+
+Each statistic has a warning limit below its failure limit (:class:`Limits`): a suspicion
+is reported with severity "warn" and passes unless ``--strict``. The limits come from
+benchmarks/verify_calibration.py (clean built-in layouts and planted faults).
 """
 
 from __future__ import annotations
