@@ -25,7 +25,7 @@ import json
 import multiprocessing as mp
 import subprocess
 import sys
-from collections import defaultdict
+from collections import Counter, defaultdict
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -129,8 +129,9 @@ def _load(folder: Path) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray], n
     return images, tags, label
 
 
-def _caught(findings: list[v.Finding], check: str | None = None) -> bool:
-    return any(f.severity == "fail" and (check is None or f.check == check) for f in findings)
+def _caught(findings: list[v.Finding]) -> list[str]:
+    """The checks that failed (empty: not caught)."""
+    return sorted({f.check for f in findings if f.severity == "fail"})
 
 
 def calibrate_layout(folder: str, other: str, index: int, plant: bool) -> dict:
@@ -153,7 +154,7 @@ def calibrate_layout(folder: str, other: str, index: int, plant: bool) -> dict:
     }
     rng = np.random.default_rng(index)
     target = names[index % len(names)]
-    detected: dict[str, bool | None] = {}
+    detected: dict[str, list[str] | None] = {}
     other_images = None
     for kind, size in FAULTS if plant else ():
         key = f"{kind} {size:g}"
@@ -229,19 +230,21 @@ def report(results: list[dict]) -> str:
     rows.append(f"| distinct: smallest mean difference | {_quantiles(diffs)} | "
                 f"{v.MIN_DIFFERENCE} | x{min(diffs) / v.MIN_DIFFERENCE:.1f} |")
     lum = [c["night_over_noon"] for c in clean]
-    rows.append(f"| distinct: night / noon luminance | {_quantiles(lum)} | 1.0 | "
-                f"x{1 / max(lum):.1f} |")
+    rows.append(f"| distinct: night / noon luminance (higher is worse) | {_quantiles(lum)} | "
+                f"{v.NIGHT.fail} (warn {v.NIGHT.warn}) | x{v.NIGHT.fail / max(lum):.1f} |")
     partners = [c["partners"] for c in clean]
     rows.append(f"| alignment: fewest appearances matched | min {min(partners)} | 0 | - |")
-    rows += ["", "| planted fault | size | detected |", "|---|---|---|"]
+    rows += ["", "| planted fault | size | detected | failed checks |", "|---|---|---|---|"]
     for kind, size in FAULTS:
         key = f"{kind} {size:g}"
         got = [r["detected"][key] for r in results if r["detected"].get(key) is not None]
-        rate = 100 * sum(got) / len(got) if got else float("nan")
+        rate = 100 * sum(bool(x) for x in got) / len(got) if got else float("nan")
+        by = Counter(c for x in got for c in x)
         name, unit = kind, ""
         if kind.endswith(("px", "%", "deg")):
             name, unit = kind.rsplit(" ", 1)
-        rows.append(f"| {name} | {size:g} {unit} | {rate:.1f} % of {len(got)} |")
+        rows.append(f"| {name} | {size:g} {unit} | {rate:.1f} % of {len(got)} | "
+                    + ", ".join(f"{c} {k}" for c, k in by.most_common()) + " |")
     return "\n".join(rows)
 
 

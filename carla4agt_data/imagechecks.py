@@ -154,6 +154,17 @@ class Transform:
     rotation_degrees: float
     tiles: int  # tiles that agree (inliers)
     clear: int  # tiles with a clear peak
+    reach: float = 1.0  # the farthest agreeing tile from the centre, in half widths
+
+    @property
+    def zoom_seen(self) -> float:
+        """Pixels the zoom moves the farthest agreeing tile: what was measured, where an
+        extrapolation to the image edge would magnify the noise of clustered tiles."""
+        return abs(self.zoom) * min(self.reach, 1.0)
+
+    @property
+    def rotation_seen(self) -> float:
+        return abs(self.rotation) * min(self.reach, 1.0)
 
     @property
     def judged(self) -> bool:
@@ -162,7 +173,8 @@ class Transform:
     def inverse(self) -> Transform:
         """The other direction (to first order, which is all that small faults need)."""
         return Transform((-self.shift[0], -self.shift[1]), -self.zoom, -self.rotation,
-                         -self.zoom_percent, -self.rotation_degrees, self.tiles, self.clear)
+                         -self.zoom_percent, -self.rotation_degrees, self.tiles, self.clear,
+                         self.reach)
 
 
 def fit_transform(shifts: TileShifts, centres: np.ndarray, half_width: float) -> Transform:
@@ -189,10 +201,12 @@ def fit_transform(shifts: TileShifts, centres: np.ndarray, half_width: float) ->
             break
         use[np.flatnonzero(use)[worst]] = False
     ty, tx, s, r = (float(v) for v in params)
+    reach = float(np.hypot(*(centres[use] / half_width).T).max()) if use.any() else 0.0
     if use.sum() < 3:
-        ty = tx = s = r = 0.0
+        ty = tx = s = r = reach = 0.0
     return Transform((ty, tx), s, r, 100 * s / half_width,
-                     float(np.degrees(np.arctan2(r, half_width))), int(use.sum()), n_clear)
+                     float(np.degrees(np.arctan2(r, half_width))), int(use.sum()), n_clear,
+                     reach)
 
 
 def tile_centres(tiles: list[tuple[int, int]], shape: tuple[int, ...], size: int) -> np.ndarray:
