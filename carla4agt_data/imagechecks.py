@@ -19,7 +19,6 @@ TILES = 12  # tiles per layout: spread enough over the image to see zoom and rot
 MIN_PEAK = 0.03  # phase-correlation peak below which a tile is left out (no clear match)
 MAX_SECOND = 0.6  # a second peak above this share of the first: ambiguous, left out
 INLIER = 0.6  # pixels: a tile whose shift is this far from the model is an outlier
-_LUMA = np.array([77, 150, 29], np.uint32)  # 0.299, 0.587, 0.114 in 1/256
 _LOG_LUMINANCE = np.log1p(np.arange(256, dtype=np.float32))
 
 
@@ -72,7 +71,7 @@ def tile_edges(rgb: np.ndarray, tiles: list[tuple[int, int]], size: int = TILE) 
     """Gradient magnitude of log-luminance on each tile, ``[T, size, size]``: multiplicative
     light changes (night, sunset) leave it unchanged, so one geometry gives alike edges."""
     crops = np.stack([rgb[y - 1:y + size + 1, x - 1:x + size + 1] for y, x in tiles])
-    log = _LOG_LUMINANCE[(crops.astype(np.uint32) @ _LUMA) >> 8]  # a table: no float log
+    log = _LOG_LUMINANCE[_luma8(crops)]  # a table: no float log
     gy = log[:, 2:, 1:-1] - log[:, :-2, 1:-1]
     gx = log[:, 1:-1, 2:] - log[:, 1:-1, :-2]
     return np.hypot(gx, gy)
@@ -225,16 +224,23 @@ def boundary_agreement(edges: np.ndarray, boundaries: np.ndarray, bands: np.ndar
 
 # --- actors: does each one's label sit where its outline is? ---------------------------
 
-def actor_boxes(mask: np.ndarray, cell: int = 8, min_pixels: int = 150,
+def _luma8(rgb: np.ndarray) -> np.ndarray:
+    """Luminance 0..255 of uint8 RGB in integers (fits uint16: 256 * 255 < 65536)."""
+    c = rgb.astype(np.uint16)
+    return (c[..., 0] * 77 + c[..., 1] * 150 + c[..., 2] * 29) >> 8
+
+
+def actor_boxes(label: np.ndarray, is_actor: np.ndarray, cell: int = 8, min_pixels: int = 150,
                 limit: int = 4) -> list[tuple[int, int, int, int]]:
-    """Boxes (y0, y1, x0, x1) around the largest groups of actor pixels (people, vehicles),
-    found as connected cells of a coarse grid (cheap; touching actors share a box)."""
-    h, w = mask.shape
+    """Boxes (y0, y1, x0, x1) around the largest groups of actor pixels (people, vehicles;
+    ``is_actor[label]``), found as connected cells of a coarse grid (cheap; touching actors
+    share a box)."""
+    h, w = label.shape
     hc, wc = h // cell, w // cell
     if not hc or not wc:
         return []
     half = cell // 2  # every other pixel each way is plenty to count them
-    counts = 4 * mask[:hc * cell:2, :wc * cell:2].view(np.uint8).reshape(
+    counts = 4 * is_actor[label[:hc * cell:2, :wc * cell:2]].view(np.uint8).reshape(
         hc, half, wc, half).sum(axis=(1, 3), dtype=np.int32)
     todo = {(int(y), int(x)) for y, x in zip(*np.nonzero(counts), strict=True)}
     groups = []
@@ -258,7 +264,8 @@ def actor_boxes(mask: np.ndarray, cell: int = 8, min_pixels: int = 150,
     return [g[1:] for g in groups[:limit]]
 
 
-def actor_offset(images: list[np.ndarray], mask: np.ndarray, box: tuple[int, int, int, int],
+def actor_offset(images: list[np.ndarray], label: np.ndarray, is_actor: np.ndarray,
+                 box: tuple[int, int, int, int],
                  radius: int = 4, samples: int = 120, strip: int = 96, min_pixels: int = 20
                  ) -> tuple[tuple[int, int], float, tuple[int, int]]:
     """Where the actor outline in the images sits against its label: the offset, up to
@@ -268,10 +275,10 @@ def actor_offset(images: list[np.ndarray], mask: np.ndarray, box: tuple[int, int
 
     Judged per vertical strip of the box (neighbouring actors share a box; one of them may
     be off), the strip where an offset gains most is returned, with its columns."""
-    h, w = mask.shape
+    h, w = label.shape
     m = radius + 2
     y0, y1, x0, x1 = max(box[0] - m, 0), min(box[1] + m, h), max(box[2] - m, 0), min(box[3] + m, w)
-    region = mask[y0:y1, x0:x1]
+    region = is_actor[label[y0:y1, x0:x1]]
     outline = label_boundaries(region)
     outline[:m] = outline[-m:] = False
     outline[:, :m] = outline[:, -m:] = False
@@ -290,8 +297,7 @@ def actor_offset(images: list[np.ndarray], mask: np.ndarray, box: tuple[int, int
     flat = ny * w + nx  # np.take on flat indices: 30 times faster than rgb[ny, nx]
     strength = np.zeros(py.shape)
     for rgb in images:  # log-luminance gradients only where they are needed
-        near = np.take(rgb.reshape(-1, 3), flat, axis=0).astype(np.uint32)
-        log = _LOG_LUMINANCE[(near @ _LUMA) >> 8]
+        log = _LOG_LUMINANCE[_luma8(np.take(rgb.reshape(-1, 3), flat, axis=0))]
         e = np.hypot(log[0] - log[1], log[2] - log[3])
         strength += e / max(float(e.mean()), 1e-6)
     strips = xs // strip

@@ -246,10 +246,9 @@ def image_statistics(images: dict[str, np.ndarray], label: np.ndarray,
     actor_ids = tuple(c.train_id for c in classes(num_classes) if c.name in ACTOR_CLASS_NAMES)
     is_actor = np.zeros(256, bool)
     is_actor[list(actor_ids)] = True
-    mask = is_actor[label]
     actors = []
-    for box in ic.actor_boxes(mask):
-        offset, gain, (x0, x1) = ic.actor_offset(list(images.values()), mask, box)
+    for box in ic.actor_boxes(label, is_actor):
+        offset, gain, (x0, x1) = ic.actor_offset(list(images.values()), label, is_actor, box)
         actors.append(ActorFit((box[0], box[1], x0, x1), offset, gain))
     # Every 4th pixel each way: these are statistics of the whole image, 16 times cheaper.
     small = {n: images[n][::4, ::4].astype(np.int16) for n in names}

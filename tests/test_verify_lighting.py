@@ -48,7 +48,7 @@ def test_sunset_layouts_of_the_5000_run_pass(tmp_path):
 
 def _move_largest_actor(label: np.ndarray, pixels: int) -> np.ndarray:
     actor = np.isin(label, ACTORS)
-    y0, y1, x0, x1 = actor_boxes(actor)[0]
+    y0, y1, x0, x1 = actor_boxes(label, np.isin(np.arange(256), ACTORS))[0]
     box = np.zeros_like(actor)
     box[y0:y1, x0:x1] = True
     mine = actor & box
