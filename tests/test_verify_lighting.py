@@ -16,8 +16,9 @@ from carla4agt_data.imagechecks import actor_boxes
 from carla4agt_data.pack import pack
 from carla4agt_data.verify import verify
 
-# 919 and 4644: sunset label_fit false alarms of the old checks; 3164: of an earlier fix.
-LAYOUTS = (919, 4644, 3164)
+# 919 and 4644: sunset label_fit false alarms of the old checks; 3164: of an earlier fix;
+# 1095: long sunset shadows across low-contrast boundaries (a warning, not a failure).
+LAYOUTS = (919, 4644, 3164, 1095)
 ACTORS = (10, 11, 12, 13, 14, 15)  # person .. bicycle in the 16 classes
 
 
@@ -32,11 +33,13 @@ def test_sunset_layouts_of_the_5000_run_pass(tmp_path):
     h5 = pack(raw, tmp_path / "d.h5", workers=1, progress=False).path
     for path in (raw, h5):
         report = verify(path, workers=1, progress=False)
-        assert report.layouts == 3
-        assert report.ok and not report.warnings, report.summary()
+        assert report.layouts == 4
+        assert report.ok, report.summary()
+        assert {(f.check, f.layout, f.appearance) for f in report.warnings} == {
+            ("label_fit", "builtin-0-001095", "sunset")}, report.summary()
     # the same layouts with one actor's label from the next frame: moved 4 px sideways
     with h5py.File(h5, "a") as f:
-        for i in range(3):
+        for i in range(len(LAYOUTS)):
             label = f["label"][i]
             f["label"][i] = _move_largest_actor(label, 4)
             f["class_pixels"][i] = np.bincount(f["label"][i].ravel(), minlength=256)[:16]
@@ -44,7 +47,7 @@ def test_sunset_layouts_of_the_5000_run_pass(tmp_path):
     report = verify(h5, workers=1, progress=False)
     # caught in 61 % of 1,000 layouts (README), named at least as a suspicion here
     found = [f for f in report.findings if f.check == "label_fit" and "actor" in f.message]
-    assert {f.layout for f in found} == ids, report.summary()
+    assert {f.layout for f in found} >= ids - {"builtin-0-001095"}, report.summary()
     assert sum(f.severity == "fail" for f in found) >= 2, report.summary()
 
 
