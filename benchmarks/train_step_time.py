@@ -5,8 +5,8 @@ strong augmentation, AdamW with DAFormer's groups), forward + backward + optimiz
 (+ EMA update for uda), on random inputs so data loading does not blur the comparison.
 Every mode sees ``--pairs`` pairs: baseline as 2 x pairs independent images, aligned as
 pairs with feature alignment on the model's layers, uda adds one target image per pair,
-the teacher's pseudo-labels and the mixed pairs. Interleaved rounds, median, ratios to
-baseline from the same run.
+the teacher's pseudo-labels and the mixed pairs. Interleaved rounds (each starting with
+another mode), median, ratios to baseline from the same run.
 
     nice -n 19 python benchmarks/train_step_time.py [--model daformer_mit_b0] [--crop 512]
         [--pairs 2] [--steps 3] [--device cpu|cuda]
@@ -68,8 +68,11 @@ def main() -> None:
     times: dict[str, list[float]] = {m: [] for m in batches}
     for mode in batches:  # warm-up
         step(mode)
-    for _ in range(args.steps):
-        for mode in batches:
+    modes = list(batches)
+    for r in range(args.steps):
+        # each round starts with another mode: the first step after the previous round's
+        # largest one pays for memory the allocator gave back (page faults)
+        for mode in modes[r % 3:] + modes[:r % 3]:
             if device.type == "cuda":
                 torch.cuda.synchronize()
             start = time.perf_counter()
