@@ -17,9 +17,8 @@ import torch
 from torch import nn
 from torchvision.transforms.v2 import functional as TF
 
+from carla4agt_data.taxonomy import IGNORE
 from loaders.transforms import MEAN, STD
-
-IGNORE = 255
 
 
 def class_mask(label: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -13,13 +13,11 @@ import torch
 from tqdm import tqdm
 
 from carla4agt_data.errors import UserError
-from carla4agt_data.taxonomy import classes
+from carla4agt_data.taxonomy import IGNORE, classes
 from loaders import PairedAppearanceDataset
 
 from .metrics import PROTOCOLS, ConfusionMatrix, agreement, finite_or_none
 from .model import MODELS, SegModel, build_model
-
-IGNORE = 255
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:

@@ -32,6 +32,7 @@ from carla4agt_data.dataset import open_dataset
 from carla4agt_data.errors import UserError
 from carla4agt_data.fileio import atomic_path
 from carla4agt_data.processes import interrupt_exit_code, sigterm_as_interrupt
+from carla4agt_data.taxonomy import IGNORE
 from loaders import AppearanceDataset, PairedAppearanceDataset, image_folder, joint_transforms
 from loaders.samplers import RareClassCrop, RareClassSampler
 from loaders.transforms import RandomScaleCrop
@@ -55,7 +56,6 @@ from .model import FeatureTaps, SegModel, build_model
 from .optim import make_optimizer
 from .weights import apply_weights
 
-IGNORE = 255
 LOG_COLUMNS = ["step", "loss", "ce", "align", "mix", "fdist", "lr", "seconds"]
 
 

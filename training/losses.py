@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-IGNORE = 255
+from carla4agt_data.taxonomy import IGNORE
 
 
 def downscale_label(label: torch.Tensor, size: tuple[int, int], num_classes: int,

@@ -20,9 +20,7 @@ from collections.abc import Sequence
 import torch
 import torch.distributed as dist
 
-from carla4agt_data.taxonomy import CLASSES_16, classes
-
-IGNORE = 255
+from carla4agt_data.taxonomy import CLASSES_16, IGNORE, classes
 
 NAMES_16 = tuple(c.name for c in CLASSES_16)
 NAMES_13 = tuple(n for n in NAMES_16 if n not in ("wall", "fence", "pole"))
