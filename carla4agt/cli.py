@@ -7,7 +7,9 @@ with its traceback under ``--debug``.
 
 from __future__ import annotations
 
+import errno
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -42,6 +44,16 @@ _STOPPED = {
 MAX_MESSAGE = 2000  # characters: a message never repeats a huge value from a file
 
 
+def _free(filename: str) -> str:
+    """Free space of the file system holding ``filename`` (or its nearest existing folder)."""
+    from carla4agt_data.output import free_bytes, mib
+
+    try:
+        return mib(free_bytes(Path(filename)))
+    except OSError:
+        return "unknown"
+
+
 def _capped(text: str) -> str:
     return text if len(text) <= MAX_MESSAGE else text[:MAX_MESSAGE - 20] + " ... (cut short)"
 
@@ -63,6 +75,11 @@ class _Group(click.Group):
             # file: say which and what failed. Other OS errors keep their traceback.
             if ctx.params.get("debug") or not exc.filename:
                 raise
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise click.ClickException(
+                    f"{exc.filename}: no space left on the device "
+                    f"({_free(exc.filename)} free there). Nothing half-written was kept; free "
+                    "some space and run the same command again.") from None
             raise click.ClickException(
                 f"{exc.filename}: {exc.strerror or exc}. Check the path, its permissions and "
                 "the free space (run with --debug for the traceback).") from None

@@ -121,6 +121,13 @@ def atomic_path(path: str | Path, *, tmp_dir: str | Path | None = None) -> Itera
     try:
         yield tmp_path
         os.replace(tmp_path, path)
+    except OSError as exc:
+        tmp_path.unlink(missing_ok=True)
+        # Name the user's file, never the hidden temporary (a full disk's write error
+        # names no file at all).
+        if exc.filename is None or Path(exc.filename) == tmp_path:
+            raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
+        raise
     except BaseException:
         tmp_path.unlink(missing_ok=True)
         raise

@@ -397,6 +397,13 @@ def write_layout_folder(out: Path, layout_id: str, layout_yaml: str, captures: l
         if final.exists():  # an incomplete folder under the real name (no marker)
             shutil.rmtree(final)
         os.rename(tmp, final)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        # name the layout folder the user will look for, not the hidden temporary one (a
+        # full disk's write error names no file at all)
+        if exc.filename is None or str(tmp) in str(exc.filename):
+            raise OSError(exc.errno, exc.strerror or str(exc), str(final)) from exc
+        raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -366,8 +366,17 @@ def _worker_main(job: _Work, queue: Any, parent_pid: int) -> None:
         queue.put(("exit", None))
     except BaseException as exc:  # reported to the parent, which raises it
         # plain classes only: an exception with a custom __init__ may not unpickle
-        queue.put(("error", UserError(str(exc)) if isinstance(exc, UserError) else
-                   RuntimeError(f"{type(exc).__name__}: {exc}")))
+        queue.put(("error", _plain(exc)))
+
+
+def _plain(exc: BaseException) -> BaseException:
+    """The worker's exception as a class that survives pickling, keeping what the command
+    line reports: a UserError's message, an OSError's errno and file (a full disk)."""
+    if isinstance(exc, UserError):
+        return UserError(str(exc))
+    if isinstance(exc, OSError) and exc.errno is not None:
+        return OSError(exc.errno, exc.strerror or str(exc), exc.filename)
+    return RuntimeError(f"{type(exc).__name__}: {exc}")
 
 
 def _tick(bar: tqdm) -> None:

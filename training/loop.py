@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import errno
 import itertools
 import json
 import math
@@ -31,6 +32,7 @@ from tqdm import tqdm
 from carla4agt_data.dataset import open_dataset
 from carla4agt_data.errors import UserError
 from carla4agt_data.fileio import atomic_path
+from carla4agt_data.output import free_bytes
 from carla4agt_data.processes import interrupt_exit_code, sigterm_as_interrupt
 from carla4agt_data.taxonomy import IGNORE
 from loaders import AppearanceDataset, PairedAppearanceDataset, image_folder, joint_transforms
@@ -275,7 +277,12 @@ def build_parts(cfg: TrainConfig, num_classes: int, class_names: list[str],
 
 def _save(path: Path, state: dict[str, Any]) -> None:
     with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+        try:
+            torch.save(state, tmp)
+        except RuntimeError as exc:  # torch reports a failed write (a full disk) this way
+            raise OSError(errno.EIO if free_bytes(path) > 2**26 else errno.ENOSPC,
+                          f"could not write the checkpoint ({str(exc).splitlines()[0]})",
+                          str(path)) from exc
 
 
 def _checkpoint(parts: Parts, cfg: TrainConfig, step: int, class_names: list[str],
@@ -581,7 +588,10 @@ class _Log:
                                                   ("ce", "align", "mix", "fdist")),
                            f"{lr:.3g}", f"{seconds:.4f}"])
         if step % 20 == 0:
-            self.fh.flush()  # so that `tail -f log.csv` follows the run
+            try:
+                self.fh.flush()  # so that `tail -f log.csv` follows the run
+            except OSError as error:
+                raise OSError(error.errno, error.strerror, str(self.path)) from error
         if self.events is not None:
             self.events.add_scalar("loss/total", loss, step)
             for k, v in values.items():
@@ -589,6 +599,10 @@ class _Log:
             self.events.add_scalar("lr", lr, step)
 
     def __exit__(self, *exc: object) -> None:
-        self.fh.close()
+        try:
+            self.fh.close()
+        except OSError as error:  # a full disk: name the log, not a file descriptor
+            if exc[0] is None:  # else the error already on its way (a checkpoint) is the news
+                raise OSError(error.errno, error.strerror, str(self.path)) from error
         if self.events is not None:
             self.events.close()
