@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import errno
+import io
 import itertools
 import json
 import math
@@ -31,7 +32,7 @@ from tqdm import tqdm
 
 from carla4agt_data.dataset import open_dataset
 from carla4agt_data.errors import UserError
-from carla4agt_data.fileio import atomic_path
+from carla4agt_data.fileio import atomic_path, write_atomic
 from carla4agt_data.output import free_bytes
 from carla4agt_data.processes import interrupt_exit_code, sigterm_as_interrupt
 from carla4agt_data.taxonomy import IGNORE
@@ -538,7 +539,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
                disable=not (progress and run.writer), dynamic_ncols=True)
     try:
         with sigterm_as_interrupt(), _Log(Path(cfg.out), resume, run.writer,
-                                          cfg.tensorboard) as logger:
+                                          cfg.tensorboard, run.step) as logger:
             while run.step < cfg.iters:
                 t0 = time.perf_counter()
                 loss, values = train_step(run)
@@ -547,6 +548,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
                 bar.set_postfix({k: f"{v:.3f}" for k, v in values.items()})
                 bar.update(1)
                 if run.step % cfg.checkpoint_every == 0 or run.step == cfg.iters:
+                    logger.flush()  # every row up to a checkpoint is on disk before it
                     save_checkpoint(run, values)
     except KeyboardInterrupt as exc:
         raise _interrupted(run, exc) from None
@@ -559,19 +561,35 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool = True,
 class _Log:
     """``log.csv`` (one row per step; rank 0 only) and optional TensorBoard events."""
 
-    def __init__(self, out: Path, resume: bool, writer: bool, tensorboard: bool) -> None:
+    def __init__(self, out: Path, resume: bool, writer: bool, tensorboard: bool,
+                 start_step: int = 0) -> None:
         self.path = out / "log.csv"
-        self.new = not (resume and self.path.exists())
+        self.resume = resume
         self.writer = writer
         self.tensorboard = tensorboard and writer
+        self.start_step = start_step
         self.events: Any = None
 
+    def _kept_rows(self) -> list[list[str]]:
+        """On resume, the rows up to the checkpoint's step: a killed run may have left rows
+        past it (steps that are done again now) or lost its unflushed rows and header."""
+        if not (self.resume and self.path.exists()):
+            return []
+        with open(self.path, newline="") as fh:
+            rows = [r for r in csv.reader(fh) if r and r[0].isdigit()]
+        return [r for r in rows if int(r[0]) <= self.start_step]
+
     def __enter__(self) -> _Log:
-        self.fh = open(self.path if self.writer else os.devnull, "w" if self.new else "a",
-                       newline="")
-        self.csv = csv.writer(self.fh)
-        if self.new:
-            self.csv.writerow(LOG_COLUMNS)
+        if not self.writer:
+            self.fh = open(os.devnull, "w")
+            self.csv = csv.writer(self.fh)
+        else:
+            # header and kept rows replace the file in one rename, then rows are appended
+            text = io.StringIO()
+            csv.writer(text).writerows([LOG_COLUMNS, *self._kept_rows()])
+            write_atomic(self.path, text.getvalue())
+            self.fh = open(self.path, "a", newline="")
+            self.csv = csv.writer(self.fh)
         if self.tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -588,15 +606,20 @@ class _Log:
                                                   ("ce", "align", "mix", "fdist")),
                            f"{lr:.3g}", f"{seconds:.4f}"])
         if step % 20 == 0:
-            try:
-                self.fh.flush()  # so that `tail -f log.csv` follows the run
-            except OSError as error:
-                raise OSError(error.errno, error.strerror, str(self.path)) from error
+            self.flush()  # so that `tail -f log.csv` follows the run
         if self.events is not None:
             self.events.add_scalar("loss/total", loss, step)
             for k, v in values.items():
                 self.events.add_scalar(f"loss/{k}", v, step)
             self.events.add_scalar("lr", lr, step)
+
+    def flush(self) -> None:
+        try:
+            self.fh.flush()
+            if self.writer:
+                os.fsync(self.fh.fileno())
+        except OSError as error:  # a full disk: name the log, not a file descriptor
+            raise OSError(error.errno, error.strerror, str(self.path)) from error
 
     def __exit__(self, *exc: object) -> None:
         try:
