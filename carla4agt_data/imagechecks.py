@@ -176,6 +176,18 @@ class Transform:
                          self.reach)
 
 
+def _design(c: np.ndarray) -> np.ndarray:
+    """Rows of dy = ty + s*cy + r*cx and dx = tx + s*cx - r*cy for centres c [n, 2]."""
+    a = np.zeros((2 * len(c), 4))
+    a[0::2, 0] = 1
+    a[0::2, 2] = c[:, 0]
+    a[0::2, 3] = c[:, 1]
+    a[1::2, 1] = 1
+    a[1::2, 2] = c[:, 1]
+    a[1::2, 3] = -c[:, 0]
+    return a
+
+
 def fit_transform(shifts: TileShifts, centres: np.ndarray, half_width: float) -> Transform:
     """Least squares of shift = t + s * c + r * perp(c) over the clear tiles, outliers
     removed one at a time (tiles on a moving object, repeated texture)."""
@@ -183,15 +195,7 @@ def fit_transform(shifts: TileShifts, centres: np.ndarray, half_width: float) ->
     n_clear = int(use.sum())
     params = np.zeros(4)
     while use.sum() >= 3:
-        c = centres[use] / half_width  # [n, 2] (y, x), about -1..1
-        n = len(c)
-        a = np.zeros((2 * n, 4))
-        a[0::2, 0] = 1  # dy = ty + s*cy + r*cx
-        a[0::2, 2] = c[:, 0]
-        a[0::2, 3] = c[:, 1]
-        a[1::2, 1] = 1  # dx = tx + s*cx - r*cy
-        a[1::2, 2] = c[:, 1]
-        a[1::2, 3] = -c[:, 0]
+        a = _design(centres[use] / half_width)
         b = shifts.shifts[use].reshape(-1)
         params = np.linalg.lstsq(a, b, rcond=None)[0]
         residual = np.hypot(*(a @ params - b).reshape(-1, 2).T)
@@ -199,6 +203,20 @@ def fit_transform(shifts: TileShifts, centres: np.ndarray, half_width: float) ->
         if residual[worst] <= INLIER:
             break
         use[np.flatnonzero(use)[worst]] = False
+    if use.sum() >= 4:  # one far tile must not decide: each value as small as leaving out
+        # any single tile makes it (a fault moves every tile; a lamp fools one)
+        kept = np.flatnonzero(use)
+        loo = []
+        for k in kept:
+            rest = use.copy()
+            rest[k] = False
+            loo.append(np.linalg.lstsq(_design(centres[rest] / half_width),
+                                       shifts.shifts[rest].reshape(-1), rcond=None)[0])
+        loo_params = np.array(loo)
+        t_best = loo_params[np.argmin(np.hypot(loo_params[:, 0], loo_params[:, 1]))]
+        params = np.array([t_best[0], t_best[1],
+                           loo_params[np.argmin(np.abs(loo_params[:, 2])), 2],
+                           loo_params[np.argmin(np.abs(loo_params[:, 3])), 3]])
     ty, tx, s, r = (float(v) for v in params)
     reach = float(np.hypot(*(centres[use] / half_width).T).max()) if use.any() else 0.0
     if use.sum() < 3:
