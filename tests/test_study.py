@@ -105,8 +105,15 @@ def _study(tmp_path: Path, *args: str) -> object:
 def test_alignment_study_end_to_end_resume_and_split(tmp_path: Path) -> None:
     data = synthetic_dataset(tmp_path / "d.h5", layouts=8, size=(64, 32), block=8)
     out = tmp_path / "study"
+    # a real-target folder in Cityscapes' layout: the val split exported (19-class trainIds)
+    target = tmp_path / "cs"
+    exported = CliRunner().invoke(cli, ["export", "cityscapes", str(data), str(target),
+                                        "--splits", "val", "--appearances", "fog",
+                                        "--no-progress"])
+    assert exported.exit_code == 0, exported.output
     common = ["--data", str(data), "--out", str(out), "--seeds", "1",
-              "--align", "none,cosine", "--train-appearances", "noon,sunset"]
+              "--align", "none,cosine", "--train-appearances", "noon,sunset",
+              "--cityscapes", str(target)]
     dry = _study(tmp_path, "alignment", *common, "--dry-run")
     assert dry.exit_code == 0, dry.output
     assert "align-baseline-seed0" in dry.output and "to run" in dry.output
@@ -121,10 +128,11 @@ def test_alignment_study_end_to_end_resume_and_split(tmp_path: Path) -> None:
     report = CliRunner().invoke(cli, ["study", "report", str(out)])
     assert report.exit_code == 0, report.output
     md = (out / "study.md").read_text()
-    for set_name in ("seen", "unseen", "noon", "fog"):
+    for set_name in ("seen", "unseen", "noon", "fog", "cityscapes"):
         assert f"evaluated on: {set_name}" in md
     rows = list(csv.DictReader(io.StringIO((out / "study.csv").read_text())))
     assert {r["row"] for r in rows} == {"baseline", "cosine"}
+    assert {r["eval_set"] for r in rows} >= {"all", "seen", "unseen", "cityscapes"}
     assert all(0 <= float(r["iou_mean"]) <= 1 for r in rows if r["iou_mean"])
 
 
