@@ -9,6 +9,7 @@ faults into in-memory copies and reports the detection rate per fault and size:
   resampled bicubically about the image centre);
 - a tag region of 8x8, 16x16, 32x32 px in one appearance's tag map (raw folders);
 - one appearance swapped with the same appearance of another layout;
+- the presets swapped: noon's image saved as night and night's as noon;
 - the label of one moving actor (person, rider, vehicle) one frame off: moved by 4 px
   (a car at 30 km/h, 12 m away, at 20 frames/s, seen with a 90 degree lens at 1024 px).
 
@@ -32,6 +33,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from carla4agt_data import imagejudge as judge
 from carla4agt_data import verify as v
 from carla4agt_data.raw import (
     complete_layouts,
@@ -48,7 +50,7 @@ FAULTS: tuple[tuple[str, float], ...] = (
     ("zoom %", 0.5), ("zoom %", 1), ("zoom %", 2),
     ("rotation deg", 0.25), ("rotation deg", 0.5),
     ("tag region px", 8), ("tag region px", 16), ("tag region px", 32),
-    ("swapped appearance", 1), ("actor label one frame off", 4),
+    ("swapped appearance", 1), ("swapped presets", 1), ("actor label one frame off", 4),
 )
 ACTOR_CLASSES = (10, 11, 12, 13, 14, 15)  # 16-class trainIds: person .. bicycle
 
@@ -149,8 +151,7 @@ def calibrate_layout(folder: str, other: str, index: int, plant: bool) -> dict:
         "fit": min(stats.fit.values()),
         "actor": max([a.gain for a in stats.actors if a.moved], default=1.0),
         "difference": min(stats.difference.values()),
-        "night_over_noon": stats.luminance.get("night", 0) / max(stats.luminance.get("noon", 1),
-                                                                  1e-6),
+        "night_over_noon": stats.dark.get("night", 0) / max(stats.dark.get("noon", 1), 1e-6),
     }
     rng = np.random.default_rng(index)
     target = names[index % len(names)]
@@ -178,6 +179,8 @@ def calibrate_layout(folder: str, other: str, index: int, plant: bool) -> dict:
             if other_images is None:
                 other_images = _load(Path(other))[0]
             planted_images[target] = other_images[target]
+        elif kind == "swapped presets":
+            planted_images["noon"], planted_images["night"] = images["night"], images["noon"]
         elif kind == "actor label one frame off":
             moved = move_actor(label, size, rng)
             if moved is None:
@@ -215,9 +218,9 @@ def report(results: list[dict]) -> str:
             f"warned {warns} ({1000 * warns / n:.1f} per 1,000)", "",
             "| check: statistic | min / median / 99 % / max on clean | fail at | margin |",
             "|---|---|---|---|"]
-    for stat, limits, worse in (("shift", v.SHIFT, max), ("zoom", v.ZOOM, max),
-                                ("rotation", v.ROTATION, max), ("fit", v.FIT, min),
-                                ("actor", v.ACTOR, max)):
+    for stat, limits, worse in (("shift", judge.SHIFT, max), ("zoom", judge.ZOOM, max),
+                                ("rotation", judge.ROTATION, max), ("fit", judge.FIT, min),
+                                ("actor", judge.ACTOR, max)):
         values = [c[stat] for c in clean]
         worst = worse(values)
         margin = (limits.fail / worst) if worse is max else (worst / limits.fail)
@@ -228,10 +231,12 @@ def report(results: list[dict]) -> str:
                     f"x{margin:.1f} |")
     diffs = [c["difference"] for c in clean]
     rows.append(f"| distinct: smallest mean difference | {_quantiles(diffs)} | "
-                f"{v.MIN_DIFFERENCE} | x{min(diffs) / v.MIN_DIFFERENCE:.1f} |")
+                f"{judge.MIN_DIFFERENCE} | x{min(diffs) / judge.MIN_DIFFERENCE:.1f} |")
     lum = [c["night_over_noon"] for c in clean]
-    rows.append(f"| distinct: night / noon luminance (higher is worse) | {_quantiles(lum)} | "
-                f"{v.NIGHT.fail} (warn {v.NIGHT.warn}) | x{v.NIGHT.fail / max(lum):.1f} |")
+    night = judge.NIGHT
+    rows.append("| distinct: night / noon darker-quarter luminance (higher is worse) | "
+                f"{_quantiles(lum)} | "
+                f"{night.fail} (warn {night.warn}) | x{night.fail / max(lum):.1f} |")
     partners = [c["partners"] for c in clean]
     rows.append(f"| alignment: fewest appearances matched | min {min(partners)} | 0 | - |")
     rows += ["", "| planted fault | size | detected | failed checks |", "|---|---|---|---|"]

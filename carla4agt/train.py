@@ -84,14 +84,19 @@ def train_cmd(config_file, resume, progress, **flags) -> None:
     """Train on a carla4agt dataset: cross-entropy plus multi-layer feature alignment between
     two appearances of a layout (aligned), and cross-appearance ClassMix (uda)."""
     _need_torch("train")
-    from training.config import resolve
+    from training.config import SettingError, resolve
     from training.loop import TrainingInterrupted, train
 
     flags["align_layers"] = _csv(flags["align_layers"])
     flags["appearances"] = _csv(flags["appearances"])
     if flags["weights"] is not None and flags["weights"].lower() == "none":
         flags["weights"] = ""
-    cfg = resolve(flags, config_file)
+    try:
+        cfg = resolve(flags, config_file)
+    except SettingError as exc:
+        if flags.get(exc.setting) is None:  # from the config file: a bad file, exit 1
+            raise
+        raise click.BadParameter(str(exc)) from None  # a bad flag value: usage, exit 2
     custom = flags["model"] is not None and ":" in flags["model"]
     try:
         path = train(cfg, resume=resume, progress=progress, custom_model=custom,

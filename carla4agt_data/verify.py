@@ -16,9 +16,11 @@ Checks, each reported per layout:
 7. ``integrity``: checksums (raw: sha256 in commit.json; HDF5: Fletcher-32 per chunk) and
    attributes/schema.
 
-Each statistic has a warning limit below its failure limit (:class:`Limits`): a suspicion
+Each statistic has a warning limit below its failure limit (imagejudge.py): a suspicion
 is reported with severity "warn" and passes unless ``--strict``. The limits come from
-benchmarks/verify_calibration.py (clean built-in layouts and planted faults).
+benchmarks/verify_calibration.py (clean built-in layouts and planted faults). The image
+analysis is in imagechecks.py, its statistics per layout in imagestats.py, the report in
+findings.py; this module reads the layouts and runs the checks.
 """
 
 from __future__ import annotations
@@ -28,7 +30,6 @@ import multiprocessing as mp
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,315 +37,18 @@ import h5py
 import numpy as np
 from tqdm import tqdm
 
-from . import imagechecks as ic
 from .dataset import CarlaDataset, open_dataset
 from .errors import MissingFileError, UserError
+from .findings import CHECKS, Finding, LayoutResult, Report
+from .imagejudge import Limits, judge_images
+from .imagestats import image_statistics
 from .names import NAME_RULE
 from .raw import RawFolder
 from .schema import FORMAT, SCHEMA_VERSION, SPLIT_NAMES
 from .taxonomy import CARLA_TAGS, CARLA_TAGS_LEGACY, IGNORE, classes, lut_for_table
 
-CHECKS = ("completeness", "label_identity", "alignment", "label_fit", "distinct",
-          "label_values", "integrity")
-MIN_DIFFERENCE = 1.0  # mean absolute difference (0..255) below which two images are "the same"
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Where a statistic stops being clean: ``warn`` (a suspicion, exit 0 unless --strict)
-    and ``fail``. Calibrated on clean built-in renders and planted faults
-    (benchmarks/verify_calibration.py; the margins are in the README)."""
-
-    warn: float
-    fail: float
-
-
-# Alignment against the other appearances, in pixels of displacement: the shift, and what
-# zoom and rotation move the farthest agreeing tile (at most the image's left and right
-# edges). Clean renders stay below 0.1 px; a 1 px shift, a 1 % zoom (5 px at the edge of
-# 1024 wide) or a 0.5 degree rotation (4.5 px) are far above.
-SHIFT = Limits(warn=0.2, fail=0.35)
-ZOOM = Limits(warn=0.3, fail=0.6)
-ROTATION = Limits(warn=0.3, fail=0.6)
-# Label fit: median edge strength on the label boundaries over the median in the band
-# around them (1 = edges unrelated to the label). Lower is worse.
-FIT = Limits(warn=1.1, fail=1.03)
-# Actors (people, vehicles): how much better the images' edges follow an actor's label
-# outline moved by 2 px or more than where it is (1.0: best where it is). A label from
-# another frame of a moving actor is off.
-ACTOR = Limits(warn=1.6, fail=2.0)
-# Night's mean luminance over noon's: a clean night is darker (a lamp-lit street under a
-# shaded noon comes close to 1); much brighter means the presets were swapped.
-NIGHT = Limits(warn=1.0, fail=1.2)
-ACTOR_CLASS_NAMES = ("person", "rider", "car", "truck", "bus", "train", "motorcycle", "bicycle")
-
-
-@dataclass
-class Finding:
-    check: str
-    layout: str
-    message: str
-    appearance: str | None = None
-    details: dict[str, Any] = field(default_factory=dict)
-    severity: str = "fail"  # "fail", or "warn" for a suspicion (a margin too thin to call)
-
-    def line(self) -> str:
-        where = self.layout + (f" [{self.appearance}]" if self.appearance else "")
-        tag = "warning " if self.severity == "warn" else ""
-        return f"{self.check:15s} {tag}{where}: {self.message}"
-
-
-@dataclass
-class LayoutResult:
-    layout: str
-    checked: list[str]
-    findings: list[Finding]
-    classes_present: list[int] = field(default_factory=list)
-
-
-@dataclass
-class Report:
-    path: str
-    kind: str  # "raw" or "hdf5"
-    layouts: int = 0
-    checked: dict[str, int] = field(default_factory=lambda: dict.fromkeys(CHECKS, 0))
-    findings: list[Finding] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def failures(self) -> list[Finding]:
-        return [f for f in self.findings if f.severity != "warn"]
-
-    @property
-    def warnings(self) -> list[Finding]:
-        return [f for f in self.findings if f.severity == "warn"]
-
-    @property
-    def ok(self) -> bool:
-        """No failure (warnings allowed; see :meth:`passes`)."""
-        return not self.failures
-
-    def passes(self, strict: bool = False) -> bool:
-        return self.ok and not (strict and self.warnings)
-
-    def failed_layouts(self, check: str) -> set[str]:
-        return {f.layout for f in self.failures if f.check == check}
-
-    def warned_layouts(self, check: str) -> set[str]:
-        return {f.layout for f in self.warnings if f.check == check}
-
-    def add(self, result: LayoutResult) -> None:
-        self.layouts += 1
-        for check in result.checked:
-            self.checked[check] += 1
-        self.findings.extend(result.findings)
-
-    def summary(self, max_lines: int = 30, strict: bool = False) -> str:
-        rows = [f"Verified {self.layouts} layouts in {self.path} ({self.kind})", "",
-                f"{'check':15s} {'layouts':>8s} {'failed':>7s} {'warned':>7s}"]
-        for check in CHECKS:
-            rows.append(f"{check:15s} {self.checked[check]:8d} "
-                        f"{len(self.failed_layouts(check)):7d} "
-                        f"{len(self.warned_layouts(check)):7d}")
-        shown = self.failures + self.warnings
-        if shown:
-            rows += ["", f"{len(self.failures)} failures, {len(self.warnings)} warnings:"]
-            rows += [f.line() for f in shown[:max_lines]]
-            if len(shown) > max_lines:
-                rows.append(f"... and {len(shown) - max_lines} more (see --json)")
-        if self.notes:
-            rows += ["", *self.notes]
-        if not self.ok:
-            verdict = "Some checks FAILED."
-        elif self.warnings:
-            verdict = (f"Checks passed with {len(self.warnings)} warnings"
-                       + (" (--strict: they count as failures): FAILED." if strict else
-                          ": look at the layouts named above (--strict makes them fail)."))
-        else:
-            verdict = "All checks passed."
-        return "\n".join([*rows, "", verdict])
-
-    def to_json(self) -> str:
-        return json.dumps({"path": self.path, "kind": self.kind, "layouts": self.layouts,
-                           "ok": self.ok, "failures": len(self.failures),
-                           "warnings": len(self.warnings), "checked": self.checked,
-                           "notes": self.notes,
-                           "findings": [asdict(f) for f in self.findings]}, indent=1)
-
-
-# --- checks on decoded images (shared by raw and HDF5) ----------------------------------
-
-@dataclass
-class Alignment:
-    """One appearance against the others: the median over the other appearances of each
-    displacement (pixels), and how many others could be compared at all."""
-
-    shift: float
-    zoom: float
-    rotation: float
-    partners: int
-    transform: ic.Transform | None  # against the first partner that disagrees most
-
-
-@dataclass
-class ActorFit:
-    box: tuple[int, int, int, int]  # y0, y1, x0, x1
-    offset: tuple[int, int]  # (dy, dx) where the images' outline follows the label best
-    gain: float  # how much better there than at (0, 0)
-
-    @property
-    def moved(self) -> bool:
-        return max(abs(self.offset[0]), abs(self.offset[1])) >= 2
-
-
-@dataclass
-class ImageStats:
-    """The statistics the image checks decide on, per appearance (for calibration too)."""
-
-    alignment: dict[str, Alignment]
-    fit: dict[str, float]
-    actors: list[ActorFit]
-    difference: dict[tuple[str, str], float]
-    luminance: dict[str, float]
-
-
-def image_statistics(images: dict[str, np.ndarray], label: np.ndarray,
-                     num_classes: int = 16) -> ImageStats:
-    names = list(images)
-    size = ic.tile_size(label.shape)
-    boundary = ic.label_boundaries(label)
-    tiles = ic.select_tiles(boundary, size=size)
-    bands = ic.tile_bands(boundary, tiles, size=size)
-    on_boundary = ic.boundary_tiles(boundary, tiles, size=size)
-    centres = ic.tile_centres(tiles, label.shape, size)
-    half_width = label.shape[1] / 2
-    edges = {n: ic.tile_edges(images[n], tiles, size=size) for n in names}
-    spectra = ic.spectra(np.stack(list(edges.values())), bands)  # [A, T, ...], one FFT call
-    order = [(i, j) for i in range(len(names)) for j in range(i + 1, len(names))]
-    t_count = len(tiles)
-    shifts = ic.tile_shifts(spectra[[i for i, _ in order]], spectra[[j for _, j in order]],
-                            size)  # every pair at once, flattened [P * T]
-    pairs: dict[tuple[str, str], ic.Transform] = {}
-    for k, (i, j) in enumerate(order):
-        part = slice(k * t_count, (k + 1) * t_count)
-        t = ic.fit_transform(ic.TileShifts(shifts.shifts[part], shifts.clear[part],
-                                           shifts.peaks[part]), centres, half_width)
-        pairs[names[i], names[j]], pairs[names[j], names[i]] = t, t.inverse()  # (ref, moved)
-    alignment = {}
-    for n in names:
-        judged = [pairs[m, n] for m in names if m != n and pairs[m, n].judged]
-        if not judged:
-            alignment[n] = Alignment(0.0, 0.0, 0.0, 0, None)
-            continue
-        shift = [float(np.hypot(*t.shift)) for t in judged]
-        worst = judged[int(np.argmax(shift))]
-        alignment[n] = Alignment(float(np.median(shift)),
-                                 float(np.median([t.zoom_seen for t in judged])),
-                                 float(np.median([t.rotation_seen for t in judged])),
-                                 len(judged), worst)
-    fit = {n: ic.boundary_agreement(edges[n], on_boundary, bands) for n in names}
-    actor_ids = tuple(c.train_id for c in classes(num_classes) if c.name in ACTOR_CLASS_NAMES)
-    is_actor = np.zeros(256, bool)
-    is_actor[list(actor_ids)] = True
-    actors = []
-    for box in ic.actor_boxes(label, is_actor):
-        offset, gain, (x0, x1) = ic.actor_offset(list(images.values()), label, is_actor, box)
-        actors.append(ActorFit((box[0], box[1], x0, x1), offset, gain))
-    # Every 4th pixel each way: these are statistics of the whole image, 16 times cheaper.
-    small = {n: images[n][::4, ::4].astype(np.int16) for n in names}
-    lum = {n: float(ic.luminance(small[n]).mean()) for n in names}
-    diff = {(a, b): float(np.abs(small[a] - small[b]).mean())
-            for i, a in enumerate(names) for b in names[i + 1:]}
-    return ImageStats(alignment, fit, actors, diff, lum)
-
-
-def _severity(value: float, limits: Limits, higher_is_worse: bool = True) -> str | None:
-    if higher_is_worse:
-        return "fail" if value >= limits.fail else "warn" if value >= limits.warn else None
-    return "fail" if value <= limits.fail else "warn" if value <= limits.warn else None
-
-
-def judge_images(layout: str, stats: ImageStats) -> list[Finding]:
-    """Findings from the statistics (one place for every threshold)."""
-    findings: list[Finding] = []
-    names = list(stats.fit)
-    any_judged = any(a.partners for a in stats.alignment.values())
-    if not any_judged and len(names) > 1:
-        findings.append(Finding("alignment", layout, "too little clear structure to compare "
-                                "the appearances: alignment not judged", severity="warn"))
-    for n, a in stats.alignment.items():
-        if not a.partners:
-            if any_judged:
-                findings.append(Finding(
-                    "alignment", layout, "no clear match with any other appearance: a "
-                    "different scene or camera?", n, {"partners": 0}))
-            continue
-        t = a.transform
-        assert t is not None
-        for what, value, limits, text in (
-                ("shift", a.shift, SHIFT, f"shifted by ({t.shift[0]:.2f}, {t.shift[1]:.2f}) "
-                 "pixels (rows, columns)"),
-                ("zoom", a.zoom, ZOOM, f"zoomed by {t.zoom_percent:.2f} %"),
-                ("rotation", a.rotation, ROTATION, f"rotated by {t.rotation_degrees:.2f} "
-                 "degrees")):
-            severity = _severity(value, limits)
-            if severity:
-                where = "" if what == "shift" else " at the farthest tile"
-                findings.append(Finding(
-                    "alignment", layout, f"{text} against the other appearances ({value:.2f} "
-                    f"px{where}; limit {limits.fail} px)", n,
-                    {what: value, "partners": a.partners, "transform": {
-                        "shift": list(t.shift), "zoom_percent": t.zoom_percent,
-                        "rotation_degrees": t.rotation_degrees}}, severity))
-    misaligned = {f.appearance for f in findings if f.check == "alignment"}
-    best = max(stats.fit.values()) if stats.fit else 2 * FIT.warn
-    severity = _severity(best, FIT, higher_is_worse=False)
-    if severity:  # no appearance follows the label: the label itself is off
-        findings.append(Finding(
-            "label_fit", layout, f"no appearance's edges follow the label boundaries (best "
-            f"fit {best:.2f}; 1 = unrelated, limit {FIT.fail})", None, {"fit": best}, severity))
-    for n in names:
-        severity = _severity(stats.fit[n], FIT, higher_is_worse=False)
-        # An appearance that alignment matched with the others at zero shares their
-        # geometry: its weak fit is lighting (long shadows across the boundaries), at most
-        # a suspicion worth a look. Unconfirmed, it fails.
-        confirmed = stats.alignment[n].partners >= 2 and n not in misaligned
-        if severity == "fail" and confirmed:
-            severity = "warn"
-        elif severity == "warn" and confirmed:
-            severity = None
-        if severity and best > FIT.warn:
-            findings.append(Finding(
-                "label_fit", layout, f"its edges hardly follow the label boundaries (fit "
-                f"{stats.fit[n]:.2f}; 1 = unrelated, limit {FIT.fail})"
-                + (", though it is aligned with the other appearances" if confirmed else ""),
-                n, {"fit": stats.fit[n]}, severity))
-    for actor in stats.actors:
-        severity = _severity(actor.gain, ACTOR) if actor.moved else None
-        if severity:
-            y0, y1, x0, x1 = actor.box
-            findings.append(Finding(
-                "label_fit", layout, f"the label of the actor in x {x0}..{x1 - 1}, y {y0}.."
-                f"{y1 - 1} sits {actor.offset} px (rows, columns) off its outline in the images "
-                f"(fit {actor.gain:.2f} times better there; limit {ACTOR.fail}): a label from "
-                "another frame?", None, {"box_yyxx": list(actor.box),
-                                         "offset": list(actor.offset), "gain": actor.gain},
-                severity))
-    for (first, second), diff in stats.difference.items():
-        if diff < MIN_DIFFERENCE:
-            findings.append(Finding("distinct", layout, f"{first} and {second} are (nearly) "
-                                    f"identical (mean difference {diff:.2f}): was the weather "
-                                    "applied?", second, {"difference": diff}))
-    lum = stats.luminance
-    if "night" in lum and "noon" in lum:
-        ratio = lum["night"] / max(lum["noon"], 1e-6)
-        severity = _severity(ratio, NIGHT)
-        if severity:
-            findings.append(Finding("distinct", layout, f"night is not darker than noon "
-                                    f"(mean luminance {lum['night']:.0f} vs {lum['noon']:.0f}; "
-                                    f"limit {NIGHT.fail} times)", "night",
-                                    {"night_over_noon": ratio}, severity))
-    return findings
+__all__ = ["CHECKS", "Finding", "LayoutResult", "Limits", "Report", "image_statistics",
+           "judge_images", "tag_findings", "verify"]
 
 
 def _image_checks(layout: str, images: dict[str, np.ndarray], label: np.ndarray,
@@ -539,7 +243,7 @@ def _verify_h5_layout(ds: CarlaDataset, index: int) -> LayoutResult:
     except OSError as exc:
         findings.append(Finding("integrity", lid, f"the label chunk fails its checksum ({exc})"))
         return LayoutResult(lid, checked, findings)
-    histogram = np.bincount(label.ravel(), minlength=256)  # cheaper than np.unique
+    histogram = _histogram(label, ds.num_classes)
     values = np.flatnonzero(histogram)
     bad = [int(v) for v in values if v >= ds.num_classes and v != IGNORE]
     if bad:
@@ -553,6 +257,18 @@ def _verify_h5_layout(ds: CarlaDataset, index: int) -> LayoutResult:
         checked += ["alignment", "label_fit", "distinct"]
         _image_checks(lid, images, label, findings, ds.num_classes)
     return LayoutResult(lid, checked, findings, present)
+
+
+def _histogram(label: np.ndarray, num_classes: int) -> np.ndarray:
+    """Pixels per value 0..255. One comparison per class and the ignore value is about
+    three times cheaper than np.bincount, which first widens every byte to 64 bits; the
+    full count only where other values are present."""
+    counts = np.zeros(256, np.int64)
+    for value in (*range(num_classes), IGNORE):
+        counts[value] = np.count_nonzero(label == value)
+    if counts.sum() != label.size:
+        return np.bincount(label.ravel(), minlength=256)
+    return counts
 
 
 # --- driver ----------------------------------------------------------------------------
@@ -602,7 +318,10 @@ def verify(path: str | Path, *, tolerance: float = 0.0, workers: int = 2,
         report.findings.append(Finding("integrity", "-", str(exc)))
         report.checked["integrity"] += 1
         return report
-    jobs = [(path, a, b) for a, b in _chunks(n)]
+    # Big chunks: each opens the file anew (about 8 ms with its schema checks); at least
+    # eight per worker keep the workers equally busy to the end.
+    size = min(max(n // (8 * max(workers, 1)), 8), 32)
+    jobs = [(path, a, b) for a, b in _chunks(n, size)]
     _collect(report, _run(jobs, _verify_h5_layouts, n, workers, progress), num_classes)
     return report
 

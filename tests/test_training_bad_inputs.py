@@ -45,6 +45,7 @@ def files(tmp_path_factory):
     (root / "run.yaml").write_text("- a list\n- not a mapping\n")
     (root / "code.yaml").write_text(f"data: {data}\nout: {root / 'x'}\nmodel: os:system\n")
     (root / "typo.yaml").write_text("lrr: 0.1\n")
+    (root / "badlr.yaml").write_text("lr: -0.5\n")
     target = root / "target" / "images"
     target.mkdir(parents=True)
     Image.fromarray(np.zeros((32, 64, 3), np.uint8)).save(target / "0.png")
@@ -62,17 +63,19 @@ def _eval(root, checkpoint, *extra):
             *extra]
 
 
-# (name, command builder, exit code, text the message must contain ({root}: the folder))
+# (name, command builder, exit code, text the message must contain ({root}: the folder)).
+# A bad value on the command line is a usage error (2), as in generate; in a file, or one
+# that does not fit the data (a crop larger than its images), 1.
 CASES = [
-    ("lr negative", lambda r: _train(r, "--lr", "-1"), 1, "--lr -1"),
-    ("lr nan", lambda r: _train(r, "--lr", "nan"), 1, "--lr nan"),
+    ("lr negative", lambda r: _train(r, "--lr", "-1"), 2, "--lr -1"),
+    ("lr nan", lambda r: _train(r, "--lr", "nan"), 2, "--lr nan"),
     ("lr not a number", lambda r: _train(r, "--lr", "fast"), 2, "'fast'"),
-    ("align weight nan", lambda r: _train(r, "--align-weight", "nan"), 1, "--align-weight nan"),
-    ("iters 0", lambda r: _train(r, "--iters", "0"), 1, "--iters 0"),
-    ("batch 1", lambda r: _train(r, "--batch", "1"), 1, "--batch 1"),
+    ("align weight nan", lambda r: _train(r, "--align-weight", "nan"), 2, "--align-weight nan"),
+    ("iters 0", lambda r: _train(r, "--iters", "0"), 2, "--iters 0"),
+    ("batch 1", lambda r: _train(r, "--batch", "1"), 2, "--batch 1"),
     ("crop too large", lambda r: _train(r, "--crop", "4096"), 1, "--crop 4096"),
-    ("crop absurd", lambda r: _train(r, "--crop", "100000"), 1, "--crop 100000"),
-    ("ema above 1", lambda r: _train(r, "--ema", "1.5"), 1, "--ema 1.5"),
+    ("crop absurd", lambda r: _train(r, "--crop", "100000"), 2, "--crop 100000"),
+    ("ema above 1", lambda r: _train(r, "--ema", "1.5"), 2, "--ema 1.5"),
     ("device foo", lambda r: _train(r, "--device", "foo"), 1, "--device 'foo'"),
     ("device cuda without gpu", lambda r: _train(r, "--device", "cuda:7"), 1, "--device cuda:7"),
     ("weights junk", lambda r: _train(r, "--weights", str(r / "junk.pt")), 1, "junk.pt"),
@@ -88,6 +91,10 @@ CASES = [
     ("config names code", lambda r: ["train", "--config", str(r / "code.yaml")], 1,
      "'os:system'"),
     ("config typo", lambda r: _train(r, "--config", str(r / "typo.yaml")), 1, "lrr"),
+    ("config lr negative", lambda r: _train(r, "--config", str(r / "badlr.yaml")), 1,
+     "--lr -0.5: must be a finite number above 0 and at most 1000 (from {root}/badlr.yaml)"),
+    ("config lr overridden badly", lambda r: _train(r, "--config", str(r / "badlr.yaml"),
+                                                    "--lr", "-2"), 2, "--lr -2.0: must be"),
     ("recipe unknown", lambda r: _train(r, "--recipe", "hrda"), 2, "'hrda'"),
     ("evaluate checkpoint names code", lambda r: _eval(r, "code.pt"), 1, "'this:x'"),
     ("evaluate plain state dict", lambda r: _eval(r, "plain.pt"), 1, "plain.pt: a plain state"),
@@ -106,7 +113,7 @@ def test_bad_input(files, name, build, code, text):
     assert result.exit_code == code, output
     assert "Traceback" not in output
     assert result.exception is None or isinstance(result.exception, SystemExit), output
-    assert text in output, output
+    assert text.format(root=files) in output, output
     assert not (files / "out" / "last.pt").exists()  # nothing written for a refused run
 
 

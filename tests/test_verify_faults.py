@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from carla4agt.cli import cli
-from carla4agt_data import verify as verify_module
+from carla4agt_data import imagejudge
 from carla4agt_data.pack import pack
 from carla4agt_data.raw import read_rgb, read_tags
 from carla4agt_data.verify import Limits, verify
@@ -86,6 +86,18 @@ def test_appearance_swapped_with_another_layouts_fails(raw):
         folder.name}
 
 
+def test_swapped_presets_fail(raw):
+    """noon's image saved as night and night's as noon: same geometry, wrong names."""
+    folder = _folder(raw, 2)
+    noon, night = read_rgb(folder / "noon.png"), read_rgb(folder / "night.png")
+    save_planted(folder, "noon.png", night)
+    save_planted(folder, "night.png", noon)
+    report = verify(raw, workers=1, progress=False)
+    assert {(f.check, f.layout, f.appearance) for f in report.failures} == {
+        ("distinct", folder.name, "night")}, report.summary()
+    assert "night is not darker than noon" in report.failures[0].message
+
+
 def test_long_shadows_are_not_a_fault(raw):
     """Dark diagonal bands (a low sun's shadows) over the sunset image move no edge."""
     folder = _folder(raw, 1)
@@ -101,7 +113,7 @@ def test_long_shadows_are_not_a_fault(raw):
 
 def test_warnings_pass_unless_strict(small_raw, tmp_path, monkeypatch):
     # Every clean layout is then a suspicion, never a failure.
-    monkeypatch.setattr(verify_module, "SHIFT", Limits(warn=0.0, fail=10.0))
+    monkeypatch.setattr(imagejudge, "SHIFT", Limits(warn=0.0, fail=10.0))
     out = tmp_path / "r.json"
     args = ["verify", str(small_raw), "--workers", "1", "--no-progress", "--json", str(out)]
     result = CliRunner().invoke(cli, args)

@@ -131,8 +131,17 @@ def resolve(cli: dict[str, Any], config_file: str | None = None) -> TrainConfig:
         cfg = TrainConfig(**values)
     except TypeError as exc:
         raise UserError(f"Invalid settings: {exc}.") from None
-    validate(cfg, config_file)
+    validate(cfg, config_file, given=frozenset(given))
     return cfg
+
+
+class SettingError(UserError):
+    """A setting whose value cannot train; ``setting`` names it (the CLI makes one given on
+    the command line a usage error)."""
+
+    def __init__(self, setting: str, message: str) -> None:
+        super().__init__(message)
+        self.setting = setting
 
 
 def _number(cfg: TrainConfig, name: str, low: float, high: float = math.inf,
@@ -140,22 +149,27 @@ def _number(cfg: TrainConfig, name: str, low: float, high: float = math.inf,
     value = getattr(cfg, name)
     flag = "--" + name.replace("_", "-")
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise UserError(f"{flag}: expected a number, got {value!r}.")
+        raise SettingError(name, f"{flag}: expected a number, got {value!r}")
     ok = math.isfinite(value) and (value > low if low_open else value >= low) and value <= high
     if not ok:
         bound = f"{'above' if low_open else 'at least'} {low:g}"
         if high != math.inf:
             bound += f" and at most {high:g}"
-        raise UserError(f"{flag} {value}: must be a finite number {bound}.")
+        raise SettingError(name, f"{flag} {value}: must be a finite number {bound}")
 
 
-def validate(cfg: TrainConfig, source: str | None = None) -> None:
-    """Refuse settings that cannot train, naming the value (``source``: the config file)."""
-    where = f" (from {source})" if source else ""
+def validate(cfg: TrainConfig, source: str | None = None,
+             given: frozenset[str] = frozenset()) -> None:
+    """Refuse settings that cannot train, naming the value and, unless it was ``given`` on
+    the command line, the config file ``source`` it came from."""
+
+    def where(name: str) -> str:
+        return f" (from {source})" if source and name not in given else ""
+
     for name, allowed in (("mode", MODES), ("align", ALIGNS)):
         if getattr(cfg, name) not in allowed:
-            raise UserError(f"--{name} {getattr(cfg, name)!r}{where}: valid values are "
-                            + ", ".join(allowed) + ".")
+            raise SettingError(name, f"--{name} {getattr(cfg, name)!r}{where(name)}: valid "
+                               "values are " + ", ".join(allowed) + ".")
     for name, low, high, low_open in (
             ("lr", 0, 1e3, True), ("align_weight", 0, 1e6, False), ("head_lr_mult", 0, 1e6, True),
             ("weight_decay", 0, 1e3, False), ("warmup_ratio", 0, 1, False),
@@ -168,8 +182,8 @@ def validate(cfg: TrainConfig, source: str | None = None) -> None:
             ("checkpoint_every", 1, 1e9, False)):
         try:
             _number(cfg, name, low, high, low_open)
-        except UserError as exc:
-            raise UserError(f"{exc}{where}".rstrip(".") + ".") from None
+        except SettingError as exc:
+            raise SettingError(name, f"{exc}{where(name)}.") from None
 
 
 def write_config(cfg: TrainConfig, path: Path) -> None:
